@@ -1,0 +1,3 @@
+"""codelstm: code completion from a byte-level LSTM."""
+
+__version__ = "0.1.0"

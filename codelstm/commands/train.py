@@ -1,0 +1,116 @@
+"""`codelstm train`: train from scratch or fine-tune, from a corpus folder or straight from repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from codelstm.commands import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a model",
+        description="Train (or fine-tune with --init) a byte-level LSTM. The output folder becomes a checkpoint "
+        "(best validation BPC); OUT/last holds the state for --resume.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="corpus folder from `codelstm corpus build`")
+    src.add_argument("--repo", type=Path, action="append", help="git repository to build a corpus from; repeatable")
+    p.add_argument("--init", default=None, help="'default' or a checkpoint folder to fine-tune from")
+    p.add_argument("--out", type=Path, default=Path("models/run"), help="output folder (default models/run)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="wall-clock budget (default 10 when no --steps)")
+    budget.add_argument("--steps", type=int, help="step budget")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    arch = p.add_argument_group("architecture (ignored with --init or --resume)")
+    arch.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    arch.add_argument("--hidden", type=int, default=512, help="hidden units per layer (default 512)")
+    arch.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2)")
+    arch.add_argument("--embed", type=int, default=64, help="byte embedding width (default 64)")
+    arch.add_argument("--dropout", type=float, default=0.0)
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--lanes", type=int, default=32, help="parallel streams per step, the batch size (default 32)")
+    opt.add_argument("--seq-len", type=int, default=128, help="truncated BPTT length in bytes (default 128)")
+    opt.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    opt.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
+    opt.add_argument("--weight-decay", type=float, default=0.01)
+    opt.add_argument("--grad-clip", type=float, default=1.0)
+    opt.add_argument("--eval-interval", type=int, default=200, help="steps between validations (default 200)")
+    opt.add_argument("--eval-bytes", type=int, default=200_000, help="validation bytes per check (default 200000)")
+    opt.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--half", action="store_true", help="store the best weights as float16")
+    p.add_argument("--lang", default=None, help="with --repo: languages to keep (default all known)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="with --repo: held-out share (default 0.1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def resolve_init(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if value == "default":
+        from codelstm.paths import DEFAULT_MODEL
+
+        return DEFAULT_MODEL
+    return Path(value)
+
+
+def run(args) -> int:
+    from codelstm.model import ModelConfig
+    from codelstm.training.train import TrainConfig, Trainer, TrainingError
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be positive")
+    if args.minutes is not None and args.minutes <= 0:
+        raise UserError("--minutes must be positive")
+    minutes = args.minutes if (args.minutes or args.steps) else 10.0
+    try:
+        _check_writable(args.out)
+        data = args.data if args.data is not None else _corpus_from_repos(args)
+        if not data.is_dir():
+            raise UserError(f"corpus folder not found: {data}")
+        cfg = TrainConfig(
+            data=data, out=args.out,
+            model=ModelConfig(cell=args.cell, embed_dim=args.embed, hidden_size=args.hidden,
+                              num_layers=args.layers, dropout=args.dropout),
+            init=resolve_init(args.init), resume=args.resume, steps=args.steps, minutes=minutes,
+            lanes=args.lanes, seq_len=args.seq_len, lr=args.lr, warmup_steps=args.warmup,
+            weight_decay=args.weight_decay, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
+            eval_bytes=args.eval_bytes, seed=args.seed, device=args.device, threads=args.threads,
+            save_half=args.half, progress=not args.quiet,
+        )
+        result = Trainer(cfg).train()
+    except (TrainingError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {out}: {e.strerror}") from None
+
+
+def _corpus_from_repos(args) -> Path:
+    from codelstm.training.corpus import CorpusBuilder, CorpusError, is_git_repo
+    from codelstm.training.languages import parse_languages
+
+    for repo in args.repo:
+        if not repo.is_dir() or not is_git_repo(repo):
+            raise UserError(f"not a git repository: {repo}")
+    corpus = args.out / "corpus"
+    try:
+        CorpusBuilder(corpus, parse_languages(args.lang), args.val_fraction, progress=not args.quiet).build(
+            [str(r) for r in args.repo])
+    except CorpusError as e:
+        raise UserError(str(e)) from None
+    return corpus

@@ -1,0 +1,273 @@
+"""Completion search over the byte LM: beam search (or sampling) with the stop rules of each mode.
+
+A `Search` never calls the model itself. It exposes the bytes its beams want fed next and takes the
+log-probabilities that come back, so one caller can advance many searches with a single batched
+LSTM step (`run_searches`), and a server can let searches join and leave between steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import torch
+
+from codelstm.model.config import DOC_SEPARATOR
+from codelstm.model.network import ByteLM, State
+
+Mode = Literal["token", "line", "block"]
+NEWLINE = 0x0A
+END = -1  # pseudo-byte: the completion ends here (identifier end, newline)
+LENGTH_PENALTY = 0.7  # score = logprob / len**LENGTH_PENALTY: longer completions are not punished per byte
+
+
+def is_identifier_byte(b: int) -> bool:
+    """ASCII letters, digits, underscore, and any non-ASCII byte (UTF-8 identifiers)."""
+    return b == 0x5F or 0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b >= 0x80
+
+
+IDENTIFIER_MASK = torch.tensor([is_identifier_byte(b) for b in range(256)])
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    mode: Mode = "line"
+    max_chars: int = 64  # bytes generated at most
+    n: int = 3  # distinct completions wanted
+    beam_width: int | None = None  # None: max(n, 4)
+    stop: tuple[str, ...] = ()
+    suffix: str = ""  # text after the cursor; its first line is never re-emitted
+    temperature: float | None = None  # None: beam search; a number: sampling
+    seed: int | None = None  # sampling seed (reproducible completions)
+
+    @property
+    def width(self) -> int:
+        return max(self.beam_width or max(self.n, 4), self.n)
+
+
+@dataclass
+class Completion:
+    text: str
+    logprob: float
+    finish_reason: str  # stop | length | newline | identifier_end
+
+    @property
+    def score(self) -> float:
+        return self.logprob / max(len(self.text.encode("utf-8")), 1) ** LENGTH_PENALTY
+
+
+@dataclass
+class _Beam:
+    data: bytes
+    logprob: float
+    utf8_pending: int = 0  # continuation bytes still owed by the current UTF-8 character
+
+
+def _utf8_allowed(pending: int) -> torch.Tensor:
+    """Bytes that keep the output valid UTF-8 given how many continuation bytes are still owed."""
+    allowed = torch.zeros(256, dtype=torch.bool)
+    if pending:
+        allowed[0x80:0xC0] = True
+    else:
+        allowed[:0x80] = True
+        allowed[0xC2:0xF5] = True
+    allowed[DOC_SEPARATOR] = False
+    return allowed
+
+
+_ALLOWED = [_utf8_allowed(p) for p in range(4)]
+
+
+def _pending_after(pending: int, b: int) -> int:
+    if pending:
+        return pending - 1
+    if b >= 0xF0:
+        return 3
+    if b >= 0xE0:
+        return 2
+    if b >= 0xC0:
+        return 1
+    return 0
+
+
+def _line_indent(line: bytes) -> int:
+    return len(line) - len(line.lstrip(b" \t"))
+
+
+class Search:
+    """One request's search. Feed `pending` bytes with `state`, then call `advance` with the log-probs."""
+
+    def __init__(self, spec: SearchSpec, state: State, logits: torch.Tensor, context: bytes = b"") -> None:
+        """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail."""
+        self.spec = spec
+        self.finished: list[Completion] = []
+        self.steps = 0
+        self.beams = [_Beam(b"", 0.0)]
+        self.state: State = state
+        self.pending: torch.Tensor | None = None  # (k,) bytes to feed next, or None when done
+        self._first_logprobs = torch.log_softmax(logits.float().reshape(1, -1), dim=-1)
+        last_line = context.rsplit(b"\n", 1)[-1]
+        self.base_indent = _line_indent(last_line) if last_line.strip() else len(last_line)
+        stops = [s.encode("utf-8") for s in spec.stop if s]
+        first_suffix_line = spec.suffix.split("\n", 1)[0].strip()
+        if first_suffix_line and spec.mode != "block":
+            stops.append(first_suffix_line.encode("utf-8"))
+        self.stops = stops
+        self.generator = torch.Generator().manual_seed(spec.seed) if spec.seed is not None else None
+        if spec.temperature is not None:
+            self.beams = [_Beam(b"", 0.0) for _ in range(spec.n)]
+        self.done = False
+        self.advance(self._first_logprobs.expand(len(self.beams), -1), expand_state=True)
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def _finish(self, data: bytes, logprob: float, reason: str) -> None:
+        text = data.decode("utf-8", errors="ignore")
+        if text.strip() and all(c.text != text for c in self.finished):
+            self.finished.append(Completion(text, logprob, reason))
+
+    def _ends_block(self, data: bytes) -> bytes | None:
+        """For block mode: the completion cut where the block ends (blank line or dedent), else None."""
+        if data.endswith(b"\n\n"):
+            return data.rstrip(b"\n")
+        if b"\n" in data:
+            head, last_line = data.rsplit(b"\n", 1)
+            if last_line.strip() and _line_indent(last_line) < self.base_indent and not last_line[-1:].isspace():
+                return head
+        return None
+
+    def _check_stop(self, data: bytes) -> bytes | None:
+        for stop in self.stops:
+            if data.endswith(stop):
+                return data[: -len(stop)]
+        return None
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def advance(self, logprobs: torch.Tensor, state: State | None = None, expand_state: bool = False) -> None:
+        """Take (k, 256) log-probs for the k live beams (and their new state); choose the next bytes."""
+        if state is not None:
+            self.state = state
+        spec = self.spec
+        self.steps += 1
+        logprobs = logprobs.float()
+        candidates: list[tuple[float, int, int]] = []  # (score, beam index, byte or END)
+        sampling = spec.temperature is not None
+        for i, beam in enumerate(self.beams):
+            lp = logprobs[i]
+            allowed = _ALLOWED[beam.utf8_pending].clone()
+            terminal = torch.zeros(256, dtype=torch.bool)
+            can_end = bool(beam.data) and beam.utf8_pending == 0
+            if spec.mode == "token":
+                terminal = ~IDENTIFIER_MASK & allowed
+            elif spec.mode == "line":
+                terminal[NEWLINE] = True
+            if sampling:
+                if not can_end:
+                    allowed &= ~terminal
+                probs = torch.softmax(lp.masked_fill(~allowed, -math.inf) / spec.temperature, dim=-1)
+                b = int(torch.multinomial(probs, 1, generator=self.generator))
+                candidates.append((beam.logprob + float(lp[b]), i, END if terminal[b] else b))
+                continue
+            if can_end and terminal.any():
+                candidates.append((beam.logprob + float(torch.logsumexp(lp[terminal], 0)), i, END))
+            allowed &= ~terminal
+            if not allowed.any():
+                continue
+            top = torch.topk(lp.masked_fill(~allowed, -math.inf), min(spec.width, int(allowed.sum())))
+            for v, b in zip(top.values.tolist(), top.indices.tolist()):
+                candidates.append((beam.logprob + v, i, b))
+        if not sampling:
+            candidates.sort(key=lambda c: c[0], reverse=True)
+        new_beams: list[_Beam] = []
+        parents: list[int] = []
+        for score, i, b in candidates:
+            if not sampling and len(new_beams) >= spec.width:
+                break
+            beam = self.beams[i]
+            if b == END:
+                self._finish(beam.data, score, "identifier_end" if spec.mode == "token" else "newline")
+                continue
+            data = beam.data + bytes([b])
+            pending = _pending_after(beam.utf8_pending, b)
+            if pending == 0:
+                cut = self._check_stop(data)
+                if cut is None and spec.mode == "block":
+                    cut = self._ends_block(data)
+                if cut is not None:
+                    self._finish(cut, score, "stop")
+                    continue
+            if len(data) >= spec.max_chars:
+                self._finish(data, score, "length")  # a trailing partial character is dropped on decode
+                continue
+            new_beams.append(_Beam(data, score, pending))
+            parents.append(i)
+        self.beams = new_beams
+        enough = not sampling and self._settled()
+        if not new_beams or enough:
+            self.done, self.pending = True, None
+            return
+        index = torch.tensor(parents, dtype=torch.long)
+        if expand_state:
+            index = torch.zeros(len(parents), dtype=torch.long)
+        self.state = tuple(s.index_select(1, index.to(s.device)) for s in self.state)
+        self.pending = torch.tensor([beam.data[-1] for beam in new_beams], dtype=torch.long)
+
+    def _settled(self) -> bool:
+        """True once no live beam can still enter the top n: logprobs only fall as beams grow."""
+        if len(self.finished) >= self.spec.width:
+            return True
+        if len(self.finished) < self.spec.n or not self.beams:
+            return not self.beams
+        nth_best = sorted((c.logprob for c in self.finished), reverse=True)[self.spec.n - 1]
+        return max(b.logprob for b in self.beams) < nth_best
+
+    def results(self) -> list[Completion]:
+        """Best first, distinct, at most n."""
+        ranked = sorted(self.finished, key=lambda c: c.score, reverse=True)
+        return ranked[: self.spec.n]
+
+
+@torch.no_grad()
+def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int = 4096) -> tuple[State, torch.Tensor]:
+    """Read `text` (after a NUL when starting fresh) and return the state and next-byte logits (1, 256)."""
+    device = model.head.weight.device
+    data = text if state is not None else bytes([DOC_SEPARATOR]) + text
+    if not data:
+        raise ValueError("prefill needs at least one byte when continuing from a state")
+    ids = torch.frombuffer(bytearray(data), dtype=torch.uint8).long().to(device).view(1, -1)
+    logits = None
+    for pos in range(0, ids.size(1), chunk):
+        out, _, state = model(ids[:, pos:pos + chunk], state)
+        logits = out[:, -1]
+    return state, logits
+
+
+@torch.no_grad()
+def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256) -> None:
+    """Advance every search to the end, all live beams of all searches in one batched step per byte."""
+    active = [s for s in searches if not s.done]
+    while active:
+        batch = active[: max(1, max_batch)]
+        sizes = [len(s.pending) for s in batch]
+        inputs = torch.cat([s.pending for s in batch]).to(model.head.weight.device)
+        n_parts = len(batch[0].state)
+        state = tuple(torch.cat([s.state[j] for s in batch], dim=1) for j in range(n_parts))
+        logits, new_state = model.step(inputs, state)
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        offset = 0
+        for s, k in zip(batch, sizes):
+            part = tuple(t[:, offset:offset + k] for t in new_state)
+            s.advance(logprobs[offset:offset + k], part)
+            offset += k
+        active = [s for s in searches if not s.done]
+
+
+def complete(model: ByteLM, prefix: str, spec: SearchSpec = SearchSpec()) -> list[Completion]:
+    """One completion request, start to finish (the terminal command and tests use this)."""
+    data = prefix.encode("utf-8")
+    state, logits = prefill(model, data)
+    search = Search(spec, state, logits, data[-256:])
+    run_searches(model, [search])
+    return search.results()

@@ -1,0 +1,1 @@
+"""Corpus building, training and evaluation: separate steps, each readable top to bottom."""

@@ -1,0 +1,363 @@
+"""Training loop: truncated BPTT over stateful contiguous lanes, AdamW, warm-up + cosine, clipping.
+
+Layout of an output folder (itself a loadable checkpoint: the best one by validation BPC):
+    config.json, model.safetensors   best checkpoint
+    last/                            last checkpoint + trainer.safetensors/trainer.json (for --resume)
+    metrics.jsonl                    one JSON object per logged step / validation
+    loss.png                         loss curve, written at the end
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
+from codelstm.model.checkpoint import CheckpointError
+from codelstm.training.data import LaneBatcher, open_stream, split_documents
+from codelstm.training.evaluate import LOG2E, bits_per_byte
+from codelstm.training.schedule import lr_at
+
+
+class TrainingError(Exception):
+    """Training cannot start or continue; the message is one line meant for the user."""
+
+
+@dataclass
+class TrainConfig:
+    data: Path  # corpus folder with train.bin, val.bin, manifest.json
+    out: Path  # output folder (becomes a checkpoint)
+    model: ModelConfig = field(default_factory=ModelConfig)  # architecture when not initialised from a checkpoint
+    init: Path | None = None  # checkpoint to fine-tune from (its architecture wins)
+    resume: bool = False  # continue from out/last
+    steps: int | None = None  # step budget
+    minutes: float | None = None  # wall-clock budget; with both, whichever ends first
+    lanes: int = 32  # parallel contiguous streams per step (the batch size)
+    seq_len: int = 128  # truncated-BPTT length in bytes
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1  # cosine floor as a share of lr
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_interval: int = 200  # steps between validations
+    eval_bytes: int = 200_000  # validation bytes per periodic check (the final one uses the same set)
+    log_interval: int = 10
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads; None = all cores
+    save_half: bool = False  # store the best weights in float16 (halves the file)
+    progress: bool = True
+    rank: int = 0
+    world: int = 1
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(choice)
+
+
+def tune_cpu(threads: int | None) -> int:
+    """Use every core for the big matrix products; oneDNN stays on (it is what makes nn.LSTM fast here)."""
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _manifest(data: Path) -> dict[str, Any]:
+    path = data / "manifest.json"
+    if not path.is_file():
+        raise TrainingError(f"{data} is not a corpus folder (no manifest.json); build one with `codelstm corpus build`")
+    return json.loads(path.read_text())
+
+
+def _save_trainer_state(folder: Path, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
+    """Optimizer tensors go to safetensors and scalars to JSON, so resuming never unpickles."""
+    tensors: dict[str, torch.Tensor] = {}
+    for pid, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
+    save_file(tensors, str(folder / "trainer.safetensors"))
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
+    (folder / "trainer.json").write_text(json.dumps({**info, "param_groups": groups}, indent=2))
+
+
+def _load_trainer_state(folder: Path, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    info = json.loads((folder / "trainer.json").read_text())
+    tensors = load_file(str(folder / "trainer.safetensors"))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    current = opt.state_dict()
+    for group, saved in zip(current["param_groups"], info["param_groups"]):
+        group.update({k: v for k, v in saved.items() if k in group})
+    opt.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+    return info
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, command: str | None = None) -> None:
+        self.cfg = cfg
+        self.command = command or shlex.join(["codelstm", *sys.argv[1:]])
+        self.device = pick_device(cfg.device)
+        self.threads = tune_cpu(cfg.threads) if self.device.type == "cpu" else None
+        seed_everything(cfg.seed + cfg.rank)
+        self.manifest = _manifest(cfg.data)
+        try:
+            self.train_data = open_stream(cfg.data / "train.bin")
+            val = open_stream(cfg.data / "val.bin")
+        except FileNotFoundError as e:
+            raise TrainingError(str(e)) from None
+        if len(self.train_data) == 0:
+            raise TrainingError(f"corpus {cfg.data} has an empty training split")
+        self.val_docs = split_documents(val, max_bytes=cfg.eval_bytes) or split_documents(
+            self.train_data, max_bytes=min(cfg.eval_bytes, 50_000))
+        self.init_meta: dict[str, Any] = {}
+        self.model = self._build_model().to(self.device)
+        try:
+            self.batches = LaneBatcher(self.train_data, cfg.lanes, cfg.seq_len, cfg.rank, cfg.world)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        self.opt = self._make_optimizer()
+        self.step = 0
+        self.chars_seen = 0
+        self.elapsed_before = 0.0  # training seconds spent in earlier runs (resume)
+        self.best_bpc = math.inf
+        self.history: list[dict[str, Any]] = []
+        if cfg.resume:
+            self._resume()
+
+    def _build_model(self) -> ByteLM:
+        cfg = self.cfg
+        if cfg.init is not None and not cfg.resume:
+            try:
+                model, meta = load_checkpoint(cfg.init)
+            except CheckpointError as e:
+                raise TrainingError(str(e)) from None
+            self.init_meta = {"path": str(cfg.init), "val_bpc": meta.get("training", {}).get("val_bpc")}
+            model.train()
+            return model
+        return ByteLM(cfg.model)
+
+    def _resume(self) -> None:
+        last = self.cfg.out / "last"
+        if not (last / "trainer.json").is_file():
+            raise TrainingError(f"nothing to resume in {self.cfg.out} (no last/trainer.json)")
+        try:
+            model, _ = load_checkpoint(last)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
+        if model.config != self.model.config:  # resuming a fine-tune: the stored architecture wins
+            self.model = model.to(self.device).train()
+            self.opt = self._make_optimizer()
+        else:
+            self.model.load_state_dict(model.state_dict())
+        info = _load_trainer_state(last, self.opt)
+        self.step, self.chars_seen = info["step"], info["chars_seen"]
+        self.elapsed_before, self.best_bpc = info["elapsed_s"], info["best_bpc"]
+        self.batches.load_state_dict(info["batches"])
+        self.init_meta = info.get("init", {})
+        torch.manual_seed(self.cfg.seed + self.step)
+        metrics = self.cfg.out / "metrics.jsonl"
+        if metrics.is_file():
+            self.history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+
+    def _make_optimizer(self) -> torch.optim.AdamW:
+        """AdamW with weight decay on matrices only (not on biases)."""
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        return torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.cfg.lr, betas=(0.9, 0.99), fused=self.device.type == "cuda",
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def progress_fraction(self, elapsed: float) -> float:
+        cfg = self.cfg
+        parts = []
+        if cfg.steps:
+            parts.append(self.step / cfg.steps)
+        if cfg.minutes:
+            parts.append(elapsed / (cfg.minutes * 60))
+        return max(parts) if parts else 0.0
+
+    def validate(self) -> float:
+        return bits_per_byte(self.model, self.val_docs)
+
+    def train(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        cfg = self.cfg
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        model, device = self.model, self.device
+        model.train()
+        state = None
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+            "cpu", enabled=False)
+        start = time.perf_counter()
+        elapsed = self.elapsed_before
+        bar = self._progress_bar()
+        window_chars, window_t0 = 0, time.perf_counter()
+        chars_per_s = 0.0
+        loss_val = float("nan")
+        val_bpc = self.history[-1].get("val_bpc") if self.history and "val_bpc" in self.history[-1] else None
+        last_eval_step = self.step
+        while self.progress_fraction(elapsed) < 1.0:
+            x, y, reset = self.batches.next_batch()
+            if reset:
+                state = None
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            lr = lr_at(self.progress_fraction(elapsed), self.step, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            with autocast:
+                _, loss, state = model(x, state, y)
+            state = tuple(s.detach() for s in state)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self._sync_gradients()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.step += 1
+            n = x.numel() * cfg.world
+            self.chars_seen += n
+            window_chars += n
+            elapsed = self.elapsed_before + time.perf_counter() - start
+            if self.step % cfg.log_interval == 0 or self.step == 1:
+                loss_val = loss.item()
+                now = time.perf_counter()
+                chars_per_s = window_chars / max(now - window_t0, 1e-9)
+                window_chars, window_t0 = 0, now
+                record = {"step": self.step, "loss": loss_val, "train_bpc": loss_val * LOG2E, "lr": lr,
+                          "grad_norm": float(grad_norm), "chars_seen": self.chars_seen,
+                          "chars_per_s": chars_per_s, "elapsed_s": elapsed}
+                self._log(record, on_log)
+            done = self.progress_fraction(elapsed) >= 1.0
+            if self.step % cfg.eval_interval == 0 or done:
+                val_bpc = self.validate()
+                last_eval_step = self.step
+                is_best = val_bpc < self.best_bpc
+                self.best_bpc = min(self.best_bpc, val_bpc)
+                self._log({"step": self.step, "val_bpc": val_bpc, "chars_seen": self.chars_seen,
+                           "elapsed_s": elapsed}, on_log)
+                self._checkpoint(val_bpc, elapsed, best=is_best)
+            if bar is not None:
+                bar.n = min(self._bar_position(elapsed), bar.total)
+                bar.set_postfix_str(
+                    f"loss {loss_val * LOG2E:.3f} bpc | val {val_bpc if val_bpc is None else round(val_bpc, 3)} "
+                    f"| {chars_per_s / 1000:.1f}k chars/s", refresh=False)
+                bar.refresh()
+        if bar is not None:
+            bar.close()
+        if last_eval_step != self.step:
+            self._checkpoint(self.validate(), elapsed, best=False)
+        self.plot()
+        return {"steps": self.step, "chars_seen": self.chars_seen, "best_val_bpc": self.best_bpc,
+                "elapsed_s": elapsed, "out": str(cfg.out)}
+
+    def _sync_gradients(self) -> None:
+        """Hook for data-parallel training; a single process has nothing to do."""
+
+    def _bar_position(self, elapsed: float) -> float:
+        if self.cfg.steps and not self.cfg.minutes:
+            return self.step
+        return round(100 * self.progress_fraction(elapsed), 1)
+
+    def _progress_bar(self):
+        if not self.cfg.progress or self.cfg.rank != 0:
+            return None
+        from tqdm import tqdm
+
+        if self.cfg.steps and not self.cfg.minutes:
+            return tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        return tqdm(total=100.0, desc="train", unit="%", dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n:.1f}/100% [{elapsed}<{remaining}{postfix}]")
+
+    def _log(self, record: dict[str, Any], on_log) -> None:
+        self.history.append(record)
+        if self.cfg.rank == 0:
+            with open(self.cfg.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if on_log:
+            on_log(record)
+
+    def metadata(self, val_bpc: float, elapsed: float) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "corpus_manifest_hash": self.manifest.get("hash"),
+            "corpus_bytes": {k: v["bytes"] for k, v in self.manifest.get("splits", {}).items()},
+            "steps": self.step,
+            "chars_seen": self.chars_seen,
+            "val_bpc": round(val_bpc, 4),
+            "best_val_bpc": round(min(self.best_bpc, val_bpc), 4),
+            "val_bytes": sum(len(d) for d in self.val_docs),
+            "train_seconds": round(elapsed, 1),
+            "device": str(self.device) if self.device.type == "cpu" else torch.cuda.get_device_name(self.device),
+            "world_size": self.cfg.world,
+            "init": self.init_meta or None,
+            "hyperparameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()
+                                if k not in ("model", "data", "out", "init", "progress", "rank", "world")},
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _checkpoint(self, val_bpc: float, elapsed: float, best: bool) -> None:
+        if self.cfg.rank != 0:
+            return
+        meta = self.metadata(val_bpc, elapsed)
+        last = self.cfg.out / "last"
+        save_checkpoint(last, self.model, meta)
+        _save_trainer_state(last, self.opt, {
+            "step": self.step, "chars_seen": self.chars_seen, "elapsed_s": elapsed,
+            "best_bpc": min(self.best_bpc, val_bpc), "batches": self.batches.state_dict(),
+            "init": self.init_meta,
+        })
+        if best:
+            save_checkpoint(self.cfg.out, self.model, meta, dtype=torch.float16 if self.cfg.save_half else torch.float32)
+
+    def plot(self) -> Path | None:
+        """Loss curve PNG (train BPC and validation BPC against characters seen)."""
+        if self.cfg.rank != 0:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        train = [(r["chars_seen"], r["train_bpc"]) for r in self.history if "train_bpc" in r]
+        val = [(r["chars_seen"], r["val_bpc"]) for r in self.history if "val_bpc" in r]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        if train:
+            ax.plot(*zip(*train), label="train", alpha=0.7)
+        if val:
+            ax.plot(*zip(*val), "o-", label="validation")
+        ax.set_xlabel("characters seen")
+        ax.set_ylabel("bits per byte")
+        ax.set_title("codelstm training")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = self.cfg.out / "loss.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path

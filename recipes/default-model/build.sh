@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# How the bundled default model (codelstm/default_model) was built, with the project's own commands.
+# Run from the repository root inside the virtual environment. CPU-only run on 2 cores (no GPU was lent).
+set -euo pipefail
+STDLIB=$(python -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+codelstm corpus build "$STDLIB" recipes/default-model/packages.txt -o data/default-corpus --lang python \
+  --exclude 'python3.*/test/*' --exclude 'python3.*/*/test/*' --exclude 'python3.*/*/tests/*' \
+  --exclude 'python3.*/*/idle_test/*'
+codelstm train --data data/default-corpus --out runs/default --minutes 110 --hidden 384 --layers 2 --embed 64 \
+  --lanes 32 --seq-len 128 --lr 2e-3 --warmup 200 --eval-interval 500 --eval-bytes 300000 --half --threads 2
+mkdir -p codelstm/default_model
+cp runs/default/config.json runs/default/model.safetensors codelstm/default_model/
