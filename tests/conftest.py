@@ -26,7 +26,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for i in range(60):
         (src / f"mod_{i}.py").write_text(
-            "".join(f"def function_{j}(value):\n    return value + {j}\n\n" for j in range(i % 7 + 3)))
+            f"# module {i}\n\n" + "".join(f"def function_{j}(value):\n    return value + {j}\n\n" for j in range(i % 7 + 3)))
     out = tmp_path_factory.mktemp("corpus")
     result = run_cli("corpus", "build", str(src), "-o", str(out), "--val-fraction", "0.2", "--quiet")
     assert result.returncode == 0, result.stderr

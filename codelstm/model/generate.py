@@ -8,7 +8,8 @@ LSTM step (`run_searches`), and a server can let searches join and leave between
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, Sequence
 
 import torch
@@ -57,38 +58,50 @@ class Completion:
         return self.logprob / max(len(self.text.encode("utf-8")), 1) ** LENGTH_PENALTY
 
 
+Utf8State = tuple[int, int, int]  # (continuation bytes owed, lowest and highest allowed next byte)
+UTF8_START: Utf8State = (0, 0x00, 0xF4)
+_FIRST_CONTINUATION = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
+@lru_cache(maxsize=None)
+def _utf8_allowed(state: Utf8State) -> torch.Tensor:
+    """Bytes that keep the output valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)."""
+    pending, lo, hi = state
+    allowed = torch.zeros(256, dtype=torch.bool)
+    if pending:
+        allowed[lo:hi + 1] = True
+    else:
+        allowed[0x01:0x80] = True  # NUL is the document separator, never generated
+        allowed[0xC2:0xF5] = True
+    return allowed
+
+
+def _utf8_after(state: Utf8State, b: int) -> Utf8State:
+    pending = state[0]
+    if pending:
+        return (pending - 1, 0x80, 0xBF) if pending > 1 else UTF8_START
+    if b < 0x80:
+        return UTF8_START
+    owed = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
+    lo, hi = _FIRST_CONTINUATION.get(b, (0x80, 0xBF))
+    return (owed, lo, hi)
+
+
 @dataclass
 class _Beam:
     data: bytes
     logprob: float
-    utf8_pending: int = 0  # continuation bytes still owed by the current UTF-8 character
+    utf8: Utf8State = UTF8_START  # where the current UTF-8 character stands
 
 
-def _utf8_allowed(pending: int) -> torch.Tensor:
-    """Bytes that keep the output valid UTF-8 given how many continuation bytes are still owed."""
-    allowed = torch.zeros(256, dtype=torch.bool)
-    if pending:
-        allowed[0x80:0xC0] = True
-    else:
-        allowed[:0x80] = True
-        allowed[0xC2:0xF5] = True
-    allowed[DOC_SEPARATOR] = False
-    return allowed
-
-
-_ALLOWED = [_utf8_allowed(p) for p in range(4)]
-
-
-def _pending_after(pending: int, b: int) -> int:
-    if pending:
-        return pending - 1
-    if b >= 0xF0:
-        return 3
-    if b >= 0xE0:
-        return 2
-    if b >= 0xC0:
-        return 1
-    return 0
+def _decode_whole_characters(data: bytes) -> str:
+    """Decode, dropping only a trailing character cut short by the length limit (never anything else)."""
+    for cut in range(min(3, len(data)) + 1):
+        try:
+            return data[: len(data) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    raise ValueError(f"search produced invalid UTF-8: {data!r}")
 
 
 def _line_indent(line: bytes) -> int:
@@ -123,7 +136,7 @@ class Search:
     # -- rules -------------------------------------------------------------------------------
 
     def _finish(self, data: bytes, logprob: float, reason: str) -> None:
-        text = data.decode("utf-8", errors="ignore")
+        text = _decode_whole_characters(data)
         if text.strip() and all(c.text != text for c in self.finished):
             self.finished.append(Completion(text, logprob, reason))
 
@@ -156,9 +169,9 @@ class Search:
         sampling = spec.temperature is not None
         for i, beam in enumerate(self.beams):
             lp = logprobs[i]
-            allowed = _ALLOWED[beam.utf8_pending].clone()
+            allowed = _utf8_allowed(beam.utf8).clone()
             terminal = torch.zeros(256, dtype=torch.bool)
-            can_end = bool(beam.data) and beam.utf8_pending == 0
+            can_end = bool(beam.data) and beam.utf8[0] == 0
             if spec.mode == "token":
                 terminal = ~IDENTIFIER_MASK & allowed
             elif spec.mode == "line":
@@ -190,8 +203,8 @@ class Search:
                 self._finish(beam.data, score, "identifier_end" if spec.mode == "token" else "newline")
                 continue
             data = beam.data + bytes([b])
-            pending = _pending_after(beam.utf8_pending, b)
-            if pending == 0:
+            utf8 = _utf8_after(beam.utf8, b)
+            if utf8[0] == 0:
                 cut = self._check_stop(data)
                 if cut is None and spec.mode == "block":
                     cut = self._ends_block(data)
@@ -201,7 +214,7 @@ class Search:
             if len(data) >= spec.max_chars:
                 self._finish(data, score, "length")  # a trailing partial character is dropped on decode
                 continue
-            new_beams.append(_Beam(data, score, pending))
+            new_beams.append(_Beam(data, score, utf8))
             parents.append(i)
         self.beams = new_beams
         enough = not sampling and self._settled()
@@ -216,8 +229,6 @@ class Search:
 
     def _settled(self) -> bool:
         """True once no live beam can still enter the top n: logprobs only fall as beams grow."""
-        if len(self.finished) >= self.spec.width:
-            return True
         if len(self.finished) < self.spec.n or not self.beams:
             return not self.beams
         nth_best = sorted((c.logprob for c in self.finished), reverse=True)[self.spec.n - 1]

@@ -92,9 +92,12 @@ def _manifest(data: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _save_trainer_state(folder: Path, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
-    """Optimizer tensors go to safetensors and scalars to JSON, so resuming never unpickles."""
+def _save_trainer_state(folder: Path, opt: torch.optim.Optimizer, info: dict[str, Any],
+                        carried: tuple[torch.Tensor, ...] | None) -> None:
+    """Optimizer tensors and the carried hidden state go to safetensors, scalars to JSON: resuming never unpickles."""
     tensors: dict[str, torch.Tensor] = {}
+    for j, t in enumerate(carried or ()):
+        tensors[f"carried.{j}"] = t.detach().cpu().contiguous()
     for pid, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
@@ -107,6 +110,8 @@ def _load_trainer_state(folder: Path, opt: torch.optim.Optimizer) -> dict[str, A
     info = json.loads((folder / "trainer.json").read_text())
     tensors = load_file(str(folder / "trainer.safetensors"))
     state: dict[int, dict[str, torch.Tensor]] = {}
+    carried = [tensors.pop(f"carried.{j}") for j in range(2) if f"carried.{j}" in tensors]
+    info["carried"] = tuple(carried) or None
     for name, value in tensors.items():
         pid, key = name.split(".", 1)
         state.setdefault(int(pid), {})[key] = value
@@ -146,6 +151,7 @@ class Trainer:
         self.elapsed_before = 0.0  # training seconds spent in earlier runs (resume)
         self.best_bpc = math.inf
         self.history: list[dict[str, Any]] = []
+        self.carried: tuple[torch.Tensor, ...] | None = None  # hidden state carried across chunks
         if cfg.resume:
             self._resume()
 
@@ -178,6 +184,7 @@ class Trainer:
         self.step, self.chars_seen = info["step"], info["chars_seen"]
         self.elapsed_before, self.best_bpc = info["elapsed_s"], info["best_bpc"]
         self.batches.load_state_dict(info["batches"])
+        self.carried = info["carried"]
         self.init_meta = info.get("init", {})
         torch.manual_seed(self.cfg.seed + self.step)
         metrics = self.cfg.out / "metrics.jsonl"
@@ -212,7 +219,7 @@ class Trainer:
         cfg.out.mkdir(parents=True, exist_ok=True)
         model, device = self.model, self.device
         model.train()
-        state = None
+        state = None if self.carried is None else tuple(t.to(device) for t in self.carried)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
             "cpu", enabled=False)
         start = time.perf_counter()
@@ -234,6 +241,7 @@ class Trainer:
             with autocast:
                 _, loss, state = model(x, state, y)
             state = tuple(s.detach() for s in state)
+            self.carried = state
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self._sync_gradients()
@@ -331,7 +339,7 @@ class Trainer:
             "step": self.step, "chars_seen": self.chars_seen, "elapsed_s": elapsed,
             "best_bpc": min(self.best_bpc, val_bpc), "batches": self.batches.state_dict(),
             "init": self.init_meta,
-        })
+        }, self.carried)
         if best:
             save_checkpoint(self.cfg.out, self.model, meta, dtype=torch.float16 if self.cfg.save_half else torch.float32)
 

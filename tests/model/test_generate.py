@@ -1,0 +1,102 @@
+"""Completion search: the stop rules of each mode, UTF-8 safety, distinct results, batching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codelstm.model import ByteLM, ModelConfig, load_checkpoint
+from codelstm.model.generate import Search, SearchSpec, complete, is_identifier_byte, prefill, run_searches
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    torch.manual_seed(0)
+    return ByteLM(ModelConfig(embed_dim=8, hidden_size=32, num_layers=1)).eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model):
+    model, _ = load_checkpoint(tiny_model)
+    return model
+
+
+def test_trained_model_completes_its_corpus_patterns(trained):
+    line = complete(trained, "def function_3(value):\n    return ", SearchSpec(mode="line", n=3))
+    assert line and line[0].text.startswith("value")
+    assert any(c.text.startswith("value + ") for c in line)
+    token = complete(trained, "def func", SearchSpec(mode="token", n=3))
+    assert token[0].text == "tion_" or token[0].text.startswith("tion_")
+
+
+@pytest.mark.parametrize("mode", ["token", "line", "block"])
+def test_modes_respect_their_limits(random_model, mode):
+    for prefix in ["def f(", "x = ", "class Foo:\n    "]:
+        results = complete(random_model, prefix, SearchSpec(mode=mode, n=3, max_chars=20))
+        texts = [c.text for c in results]
+        assert len(texts) == len(set(texts)) <= 3
+        for c in results:
+            raw = c.text.encode("utf-8")
+            assert 0 < len(raw) <= 20
+            if mode == "token":
+                assert all(is_identifier_byte(b) for b in raw)
+            if mode == "line":
+                assert "\n" not in c.text
+            assert c.finish_reason in ("stop", "length", "newline", "identifier_end")
+
+
+def test_sampling_never_splits_a_multibyte_character(random_model):
+    """A random model with a high temperature emits plenty of non-ASCII; every result must be whole UTF-8."""
+    for seed in range(20):
+        spec = SearchSpec(mode="line", n=4, max_chars=7, temperature=3.0, seed=seed)
+        for c in complete(random_model, "s = '", spec):
+            assert len(c.text.encode("utf-8")) <= 7
+
+
+def test_sampling_is_reproducible_with_a_seed(random_model):
+    spec = SearchSpec(mode="line", n=2, max_chars=16, temperature=1.0, seed=7)
+    assert complete(random_model, "x", spec) == complete(random_model, "x", spec)
+
+
+def test_stop_strings_and_suffix(trained):
+    prefix = "def function_3(value):\n    return "
+    full = complete(trained, prefix, SearchSpec(mode="line", n=1))[0].text
+    stop = full[len(full) // 2:]
+    cut = complete(trained, prefix, SearchSpec(mode="line", n=3, stop=(stop,)))
+    assert cut and all(stop not in c.text for c in cut)
+    assert full[: len(full) // 2] in [c.text for c in cut]
+    # the text after the cursor already closes the call: it is not emitted again
+    with_suffix = complete(trained, "def function_3(value", SearchSpec(mode="line", n=3, suffix="):\n"))
+    assert all(not c.text.endswith("):") for c in with_suffix)
+
+
+def test_block_mode_stops_at_dedent_or_blank_line(trained):
+    results = complete(trained, "def function_2(value):\n", SearchSpec(mode="block", n=1, max_chars=200))
+    assert results and results[0].finish_reason == "stop"
+    assert "\ndef" not in results[0].text
+
+
+def test_batched_searches_equal_single_searches(trained):
+    prompts = [b"def function_1(", b"    return value", b"def f", b"\n\ndef function_4(value):\n"]
+    spec = SearchSpec(mode="line", n=3, max_chars=24)
+
+    def make(p):
+        state, logits = prefill(trained, p)
+        return Search(spec, state, logits, p)
+
+    together = [make(p) for p in prompts]
+    run_searches(trained, together)
+    for p, search in zip(prompts, together):
+        alone = make(p)
+        run_searches(trained, [alone])
+        assert [c.text for c in alone.results()] == [c.text for c in search.results()]
+        for a, b in zip(alone.results(), search.results()):
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+def test_prefill_in_pieces_equals_prefill_at_once(trained):
+    text = b"def function_5(value):\n    return value + 5\n"
+    state_a, logits_a = prefill(trained, text)
+    state_b, logits_b = prefill(trained, text[:10])
+    state_b, logits_b = prefill(trained, text[10:], state_b)
+    torch.testing.assert_close(logits_a, logits_b, atol=1e-5, rtol=1e-4)

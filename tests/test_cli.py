@@ -1,0 +1,55 @@
+"""`codelstm complete` and `codelstm eval` through the real command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_complete_with_prefix(tiny_model):
+    result = run_cli("complete", "--model", str(tiny_model), "--prefix", "def function_3(value):\n    return ",
+                     "--json", "-n", "2")
+    assert result.returncode == 0, result.stderr
+    completions = json.loads(result.stdout)
+    assert 1 <= len(completions) <= 2 and completions[0]["text"].startswith("value")
+
+
+def test_complete_at_file_position(tiny_model, tmp_path):
+    src = tmp_path / "a.py"
+    src.write_text("def function_3(value):\n    return \n")
+    result = run_cli("complete", "--model", str(tiny_model), f"{src}:2:12", "--mode", "token", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["text"].startswith("value")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--prefix", "x", "nofile.py:1:1"], "either"),
+    (["nofile.py:1:1"], "not found"),
+    (["--prefix", "x", "-n", "99"], "-n"),
+])
+def test_complete_errors(tiny_model, args, message):
+    result = run_cli("complete", "--model", str(tiny_model), *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_reports_all_metrics(tiny_model, tiny_corpus, tmp_path):
+    out = tmp_path / "eval.json"
+    result = run_cli("eval", "--model", str(tiny_model), "--data", str(tiny_corpus), "--json", str(out),
+                     "--sample-files", "2", "--sample-bytes", "300")
+    assert result.returncode == 0, result.stderr
+    assert "keystrokes saved" in result.stdout and "BPC" in result.stdout
+    metrics = json.loads(out.read_text())
+    assert metrics["bpc"] < 2.5
+    assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0
+    assert metrics["top5"] > 0.3  # the corpus is repetitive: a trained model predicts most identifiers
+    assert 0.0 < metrics["keystrokes_saved"] < 1.0
+
+
+def test_help_for_every_command():
+    for command in (["complete"], ["corpus", "build"], ["train"], ["eval"]):
+        result = run_cli(*command, "--help")
+        assert result.returncode == 0 and "usage: codelstm" in result.stdout
