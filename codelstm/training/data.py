@@ -80,3 +80,20 @@ def split_documents(data: np.ndarray, max_docs: int | None = None, max_bytes: in
         if (max_docs is not None and len(docs) >= max_docs) or (max_bytes is not None and total >= max_bytes):
             break
     return docs
+
+
+def spread_sample(docs: list[bytes], max_bytes: int, seed: int = 0) -> list[bytes]:
+    """Whole documents drawn in a fixed shuffled order up to max_bytes, so a quick validation set
+    represents the whole split rather than its first files (which share one source)."""
+    import random
+
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    picked, total = [], 0
+    for i in order:
+        if total >= max_bytes:
+            break
+        doc = docs[i][: max_bytes - total] if total + len(docs[i]) > max_bytes and picked else docs[i]
+        picked.append(doc)
+        total += len(doc)
+    return picked

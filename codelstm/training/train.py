@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
 from codelstm.model.checkpoint import CheckpointError
-from codelstm.training.data import LaneBatcher, open_stream, split_documents
+from codelstm.training.data import LaneBatcher, open_stream, split_documents, spread_sample
 from codelstm.training.evaluate import LOG2E, bits_per_byte
 from codelstm.training.schedule import lr_at
 
@@ -137,7 +137,7 @@ class Trainer:
             raise TrainingError(str(e)) from None
         if len(self.train_data) == 0:
             raise TrainingError(f"corpus {cfg.data} has an empty training split")
-        self.val_docs = split_documents(val, max_bytes=cfg.eval_bytes) or split_documents(
+        self.val_docs = spread_sample(split_documents(val), cfg.eval_bytes) or split_documents(
             self.train_data, max_bytes=min(cfg.eval_bytes, 50_000))
         self.init_meta: dict[str, Any] = {}
         self.model = self._build_model().to(self.device)
