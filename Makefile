@@ -1,10 +1,10 @@
-# Two-command quick start: `make complete` (or `make serve` once the HTTP service lands) and `make test`.
+# Two-command quick start: `make serve` and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PREFIX ?= import os\ndef read_file(path):\n    with open(path) as f:\n        return f.
 
-.PHONY: install install-test complete test clean
+.PHONY: install install-test serve complete test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+
+## serve: the HTTP completion service on 127.0.0.1:8000 with the bundled default model
+serve: $(VENV)/.installed
+	$(BIN)/codelstm serve
 
 ## complete: complete PREFIX with the bundled default model, in the terminal
 complete: $(VENV)/.installed

@@ -256,22 +256,26 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
 
 
 @torch.no_grad()
+def step_searches(model: ByteLM, searches: Sequence[Search]) -> None:
+    """One batched LSTM step for every live beam of every given (not done) search."""
+    sizes = [len(s.pending) for s in searches]
+    inputs = torch.cat([s.pending for s in searches]).to(model.head.weight.device)
+    n_parts = len(searches[0].state)
+    state = tuple(torch.cat([s.state[j] for s in searches], dim=1) for j in range(n_parts))
+    logits, new_state = model.step(inputs, state)
+    logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+    offset = 0
+    for s, k in zip(searches, sizes):
+        s.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state))
+        offset += k
+
+
+@torch.no_grad()
 def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256) -> None:
     """Advance every search to the end, all live beams of all searches in one batched step per byte."""
     active = [s for s in searches if not s.done]
     while active:
-        batch = active[: max(1, max_batch)]
-        sizes = [len(s.pending) for s in batch]
-        inputs = torch.cat([s.pending for s in batch]).to(model.head.weight.device)
-        n_parts = len(batch[0].state)
-        state = tuple(torch.cat([s.state[j] for s in batch], dim=1) for j in range(n_parts))
-        logits, new_state = model.step(inputs, state)
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        offset = 0
-        for s, k in zip(batch, sizes):
-            part = tuple(t[:, offset:offset + k] for t in new_state)
-            s.advance(logprobs[offset:offset + k], part)
-            offset += k
+        step_searches(model, active[: max(1, max_batch)])
         active = [s for s in searches if not s.done]
 
 

@@ -1,0 +1,1 @@
+"""FastAPI service: batched completion over concurrent requests. Knows nothing of training."""

@@ -1,0 +1,43 @@
+"""Assembles the FastAPI app: settings, service, routers, error handlers, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from codelstm import __version__
+from codelstm.server.errors import install_error_handlers
+from codelstm.server.limits import BodySizeLimit
+from codelstm.server.metrics import ServiceMetrics
+from codelstm.server.routers import complete, health, model
+from codelstm.server.service import CompletionService
+from codelstm.server.settings import ServerSettings
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = CompletionService(settings, metrics)
+        await asyncio.to_thread(service.start)
+        app.state.service = service
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="codelstm", version=__version__, lifespan=lifespan,
+                  description="Code completion from a byte-level LSTM (SPEC section 5).")
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    install_error_handlers(app)
+    app.include_router(complete.router)
+    app.include_router(model.router)
+    app.include_router(health.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,129 @@
+"""The completion service: the loaded model, its engine and cache, the batcher, and request handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codelstm.model import CheckpointError, load_checkpoint
+from codelstm.model.cache import StateCache
+from codelstm.model.engine import EngineRequest, InferenceEngine
+from codelstm.model.generate import SearchSpec
+from codelstm.paths import DEFAULT_MODEL
+from codelstm.server.batcher import Batcher, DeadlineExceeded, Overloaded
+from codelstm.server.errors import APIError
+from codelstm.server.metrics import ServiceMetrics
+from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
+from codelstm.server.settings import ServerSettings
+
+log = logging.getLogger("codelstm.server")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    path: Path
+    config: dict[str, Any]
+    engine: InferenceEngine
+
+
+class CompletionService:
+    def __init__(self, settings: ServerSettings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.loaded: LoadedModel | None = None
+        self.batcher: Batcher | None = None
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded is not None and self.batcher is not None
+
+    def _load(self, path: Path, name: str) -> LoadedModel:
+        model, config = load_checkpoint(path)
+        cache = StateCache(self.settings.cache_mb << 20, self.settings.cache_interval) if self.settings.cache_mb else None
+        engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap)
+        return LoadedModel(name, path, config, engine)
+
+    def start(self) -> None:
+        """Load the configured model and start the worker (blocking: called once at start-up)."""
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        path = self.settings.model_path or DEFAULT_MODEL
+        self.loaded = self._load(path, self.settings.model_name)
+        self.batcher = Batcher(self.loaded.engine, self.settings.max_queue, self.settings.max_batch,
+                               self.settings.batch_window_ms / 1000, on_round=self.metrics.batch_size.observe)
+        self.batcher.start()
+        log.info("serving %s from %s", self.loaded.name, path)
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    async def reload(self, path: str) -> LoadedModel:
+        """Load a checkpoint off the event loop, then swap it in; requests in flight finish on the old one."""
+        async with self._reload_lock:
+            target = Path(path)
+            try:
+                loaded = await asyncio.to_thread(self._load, target, target.name or "model")
+            except CheckpointError as e:
+                raise APIError(400, "invalid_checkpoint", str(e)) from None
+            self.batcher.swap_engine(loaded.engine)
+            self.loaded = loaded
+            log.info("reloaded model from %s", target)
+            return loaded
+
+    def describe(self) -> dict[str, Any]:
+        loaded = self.loaded
+        return {
+            "name": loaded.name,
+            "path": str(loaded.path),
+            "architecture": loaded.config.get("architecture"),
+            "parameters": loaded.config.get("parameters"),
+            "vocabulary": loaded.config.get("vocabulary"),
+            "training": loaded.config.get("training"),
+        }
+
+    async def complete(self, req: CompleteRequest) -> CompleteResponse:
+        t0 = time.perf_counter()
+        spec = SearchSpec(mode=req.mode, max_chars=req.max_chars, n=req.n, beam_width=req.beam_width,
+                          stop=tuple(req.stop), suffix=req.suffix, temperature=req.temperature, seed=req.seed)
+        request = EngineRequest(req.prefix.encode("utf-8", errors="surrogatepass"), spec, req.document_id)
+        self.metrics.queue_depth.set(self.batcher.depth)
+        try:
+            outcome = await self.batcher.submit(request, self.settings.request_timeout_s)
+        except Overloaded as e:
+            self.metrics.requests.labels("overloaded").inc()
+            raise APIError(503, "overloaded", f"server busy: {e}", {"Retry-After": "1"}) from None
+        except DeadlineExceeded as e:
+            self.metrics.requests.labels("timeout").inc()
+            raise APIError(504, "timeout", str(e)) from None
+        result = outcome.result
+        total = (time.perf_counter() - t0) * 1000
+        m = self.metrics
+        m.requests.labels("ok").inc()
+        m.latency.labels(req.mode).observe(total / 1000)
+        m.fed_chars.inc(result.fed_chars)
+        m.cached_chars.inc(result.cached_chars)
+        m.generated_chars.inc(result.generated_chars)
+        cache = self.loaded.engine.cache
+        if cache is not None:
+            m.cache_hit_ratio.set(cache.stats.hits / max(cache.stats.lookups, 1))
+            m.cache_bytes.set(cache.nbytes)
+        return CompleteResponse(
+            id=f"cmpl-{uuid.uuid4().hex[:16]}",
+            model=self.loaded.name,
+            completions=[CompletionOut(text=c.text, logprob=round(c.logprob, 4), finish_reason=c.finish_reason)
+                         for c in result.completions],
+            usage=Usage(prefix_chars=len(req.prefix), fed_chars=result.fed_chars, cached_chars=result.cached_chars,
+                        generated_chars=result.generated_chars),
+            timing_ms=Timing(queue=round(outcome.queue_ms, 3), compute=round(outcome.compute_ms, 3),
+                             total=round(total, 3)),
+        )

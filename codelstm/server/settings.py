@@ -1,0 +1,36 @@
+"""Service settings, from CODELSTM_* environment variables; bad values are rejected at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CODELSTM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    model_path: Path | None = None  # None: the bundled default model
+    model_name: str = "default"
+    api_keys: Annotated[list[str], NoDecode] = []  # comma-separated; empty: no authentication
+    admin_key: str | None = None  # needed for /v1/model/reload; unset: reload disabled
+    max_body_bytes: int = Field(1 << 20, ge=1024)  # larger bodies get 413
+    max_queue: int = Field(256, ge=1)  # requests waiting or running; more get 503
+    batch_window_ms: float = Field(2.0, ge=0.0)  # how long a lone request waits for company
+    max_batch: int = Field(64, ge=1)  # requests advanced together
+    request_timeout_s: float = Field(10.0, gt=0)  # deadline per request
+    cache_mb: int = Field(256, ge=0)  # state cache budget; 0 disables the cache
+    cache_interval: int = Field(256, ge=16)  # bytes between cached states
+    cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
+    threads: int | None = None  # torch threads for inference; None: tuned default
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
