@@ -165,34 +165,8 @@ class Search:
         spec = self.spec
         self.steps += 1
         logprobs = logprobs.float()
-        candidates: list[tuple[float, int, int]] = []  # (score, beam index, byte or END)
         sampling = spec.temperature is not None
-        for i, beam in enumerate(self.beams):
-            lp = logprobs[i]
-            allowed = _utf8_allowed(beam.utf8).clone()
-            terminal = torch.zeros(256, dtype=torch.bool)
-            can_end = bool(beam.data) and beam.utf8[0] == 0
-            if spec.mode == "token":
-                terminal = ~IDENTIFIER_MASK & allowed
-            elif spec.mode == "line":
-                terminal[NEWLINE] = True
-            if sampling:
-                if not can_end:
-                    allowed &= ~terminal
-                probs = torch.softmax(lp.masked_fill(~allowed, -math.inf) / spec.temperature, dim=-1)
-                b = int(torch.multinomial(probs, 1, generator=self.generator))
-                candidates.append((beam.logprob + float(lp[b]), i, END if terminal[b] else b))
-                continue
-            if can_end and terminal.any():
-                candidates.append((beam.logprob + float(torch.logsumexp(lp[terminal], 0)), i, END))
-            allowed &= ~terminal
-            if not allowed.any():
-                continue
-            top = torch.topk(lp.masked_fill(~allowed, -math.inf), min(spec.width, int(allowed.sum())))
-            for v, b in zip(top.values.tolist(), top.indices.tolist()):
-                candidates.append((beam.logprob + v, i, b))
-        if not sampling:
-            candidates.sort(key=lambda c: c[0], reverse=True)
+        candidates = self._sample(logprobs) if sampling else self._best(logprobs)
         new_beams: list[_Beam] = []
         parents: list[int] = []
         for score, i, b in candidates:
@@ -226,6 +200,44 @@ class Search:
             index = torch.zeros(len(parents), dtype=torch.long)
         self.state = tuple(s.index_select(1, index.to(s.device)) for s in self.state)
         self.pending = torch.tensor([beam.data[-1] for beam in new_beams], dtype=torch.long)
+
+    def _masks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(allowed, terminal, can_end) for the live beams: (k, 256), (k, 256), (k,)."""
+        allowed = torch.stack([_utf8_allowed(b.utf8) for b in self.beams])
+        if self.spec.mode == "token":
+            terminal = ~IDENTIFIER_MASK & allowed
+        else:
+            terminal = torch.zeros_like(allowed)
+            if self.spec.mode == "line":
+                terminal[:, NEWLINE] = True
+        can_end = torch.tensor([bool(b.data) and b.utf8[0] == 0 for b in self.beams])
+        return allowed, terminal, can_end
+
+    def _best(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
+        """The best continuations of all beams at once, and the 'end here' option of each, best first."""
+        allowed, terminal, can_end = self._masks()
+        k = len(self.beams)
+        base = torch.tensor([b.logprob for b in self.beams], dtype=torch.float32)
+        end = base + torch.logsumexp(logprobs.masked_fill(~terminal, -math.inf), dim=1)
+        end = end.masked_fill(~can_end, -math.inf)
+        grow = (base[:, None] + logprobs).masked_fill(~(allowed & ~terminal), -math.inf)
+        flat = torch.cat([grow.flatten(), end])
+        top = torch.topk(flat, min(2 * self.spec.width + k, flat.numel()))
+        out = []
+        for score, idx in zip(top.values.tolist(), top.indices.tolist()):
+            if score == -math.inf:
+                break
+            out.append((score, idx - 256 * k, END) if idx >= 256 * k else (score, idx // 256, idx % 256))
+        return out
+
+    def _sample(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
+        """One sampled continuation (or end) per beam."""
+        allowed, terminal, can_end = self._masks()
+        allowed = allowed & (can_end[:, None] | ~terminal)
+        probs = torch.softmax(logprobs.masked_fill(~allowed, -math.inf) / self.spec.temperature, dim=-1)
+        picks = torch.multinomial(probs, 1, generator=self.generator).flatten().tolist()
+        return [(beam.logprob + float(logprobs[i, b]), i, END if terminal[i, b] else b)
+                for i, (beam, b) in enumerate(zip(self.beams, picks))]
 
     def _settled(self) -> bool:
         """True once no live beam can still enter the top n: logprobs only fall as beams grow."""
