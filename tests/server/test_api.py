@@ -7,7 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.server.conftest import ADMIN_KEY, API_KEY, running_server
+from tests.conftest import running_server
+from tests.server.conftest import ADMIN_KEY, API_KEY
 
 PREFIX = "# module 7\n\ndef function_2(value):\n    return "
 

@@ -1,0 +1,75 @@
+"""Client-supplied settings (initializationOptions / didChangeConfiguration), camelCase on the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+_CAMEL = {"server_url": "serverUrl", "api_key": "apiKey", "max_chars": "maxChars", "mode": "mode",
+          "languages": "languages", "timeout_ms": "timeoutMs"}
+
+
+@dataclass(frozen=True)
+class Options:
+    server_url: str = "http://127.0.0.1:8000"  # the codelstm HTTP service
+    api_key: str | None = None  # sent as a bearer token when set
+    max_chars: int = 64  # longest inline completion
+    mode: str = "line"  # inline completions: "line" or "block"
+    languages: tuple[str, ...] = ()  # enabled language ids; empty: every language
+    timeout_ms: int = 500  # a slower backend answer is dropped and the editor gets nothing
+
+    def enabled_for(self, language_id: str | None) -> bool:
+        return not self.languages or (language_id or "") in self.languages
+
+
+def merge_options(current: Options, raw: Any) -> tuple[Options, list[str]]:
+    """Apply the recognised, valid settings of `raw`; return the new options and one problem per bad value.
+
+    Bad options never stop the server: they are reported and the previous value stays.
+    """
+    if raw is None:
+        return current, []
+    if not isinstance(raw, dict):
+        return current, [f"settings must be an object, got {type(raw).__name__}"]
+    if isinstance(raw.get("codelstm"), dict):  # {"codelstm": {...}} as VS Code-style clients nest it
+        raw = raw["codelstm"]
+    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in fields(Options):
+        key = _CAMEL[f.name]
+        if key not in raw:
+            continue
+        value = raw[key]
+        try:
+            changes[f.name] = _validate(f.name, value)
+        except ValueError as e:
+            problems.append(f"{key}: {e}")
+    return replace(current, **changes), problems
+
+
+def _validate(name: str, value: Any) -> Any:
+    if name == "server_url":
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+    if name == "api_key":
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be a string")
+        return value or None
+    if name == "max_chars":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 512:
+            raise ValueError("must be an integer from 1 to 512")
+        return value
+    if name == "mode":
+        if value not in ("line", "block"):
+            raise ValueError("must be 'line' or 'block'")
+        return value
+    if name == "languages":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of language ids")
+        return tuple(value)
+    if name == "timeout_ms":
+        if not isinstance(value, int) or isinstance(value, bool) or not 10 <= value <= 60_000:
+            raise ValueError("must be an integer from 10 to 60000")
+        return value
+    raise ValueError("unknown option")
