@@ -157,3 +157,20 @@ async def test_bad_settings_are_reported_not_fatal(client: LanguageClient, http_
     uri = "file:///work/h.py"
     open_document(client, uri, SOURCE)
     assert (await completion(client, uri, 5, 8)).items
+
+
+@pytest.mark.asyncio
+async def test_embedded_model_needs_no_service(tiny_model):
+    config = ClientServerConfig(server_command=[*LSP_COMMAND, "--embedded", "--model", str(tiny_model)],
+                                server_env={"PYTHONPATH": str(ROOT)})
+    client = await config.start()
+    try:
+        await client.initialize_session(types.InitializeParams(capabilities=client_capabilities("neovim"),
+                                                               initialization_options={"timeoutMs": 20000}))
+        uri = "file:///work/embedded.py"
+        open_document(client, uri, SOURCE)
+        result = await completion(client, uri, 5, 8)
+        assert result.items and result.items[0].label.startswith("func")
+    finally:
+        await client.shutdown_session()
+        await client.stop()

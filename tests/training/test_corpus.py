@@ -139,3 +139,20 @@ def test_cli_builds_and_reports(tmp_path):
 def test_unknown_language_is_an_error(tmp_path):
     result = run_cli("corpus", "build", str(tmp_path), "-o", str(tmp_path / "o"), "--lang", "cobol")
     assert result.returncode != 0 and "unknown language" in result.stderr
+
+
+def test_pypi_package_list(tmp_path):
+    """A requirements-style list is downloaded with pip, unpacked, and its sources kept."""
+    packages = tmp_path / "packages.txt"
+    packages.write_text("# one small pure-Python package\nsix==1.17.0\n")
+    manifest = CorpusBuilder(tmp_path / "out", languages=frozenset({"python"}), progress=False).build([str(packages)])
+    names = [f["name"] for f in manifest["files"]]
+    assert names == ["pypi/six-1.17.0/six.py"]
+    assert manifest["skipped"]["generated"] >= 3  # the .dist-info files
+    assert manifest["sources"][0]["type"] == "pypi"
+
+
+def test_pypi_unknown_package_is_a_one_line_error(tmp_path):
+    result = run_cli("corpus", "build", "pypi:codelstm-no-such-package-xyz==0.0.1", "-o", str(tmp_path / "o"), "--quiet")
+    assert result.returncode != 0 and "pip download failed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
