@@ -255,7 +255,7 @@ class Search:
 @torch.no_grad()
 def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int = 4096) -> tuple[State, torch.Tensor]:
     """Read `text` (after a NUL when starting fresh) and return the state and next-byte logits (1, 256)."""
-    device = model.head.weight.device
+    device = model.device
     data = text if state is not None else bytes([DOC_SEPARATOR]) + text
     if not data:
         raise ValueError("prefill needs at least one byte when continuing from a state")
@@ -271,7 +271,7 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
 def step_searches(model: ByteLM, searches: Sequence[Search]) -> None:
     """One batched LSTM step for every live beam of every given (not done) search."""
     sizes = [len(s.pending) for s in searches]
-    inputs = torch.cat([s.pending for s in searches]).to(model.head.weight.device)
+    inputs = torch.cat([s.pending for s in searches]).to(model.device)
     n_parts = len(searches[0].state)
     state = tuple(torch.cat([s.state[j] for s in searches], dim=1) for j in range(n_parts))
     logits, new_state = model.step(inputs, state)

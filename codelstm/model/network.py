@@ -38,9 +38,13 @@ class ByteLM(nn.Module):
             if name.startswith("bias_ih"):
                 param[h:2 * h].fill_(value)  # gate order in nn.LSTM: input, forget, cell, output
 
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device  # the embedding is never quantised, unlike head and rnn
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zero state: what a fresh document starts from."""
-        device = device or self.head.weight.device
+        device = device or self.device
         cfg = self.config
         shape = (cfg.num_layers, batch_size, cfg.hidden_size)
         n = 2 if cfg.cell == "lstm" else 1

@@ -48,6 +48,10 @@ class CompletionService:
 
     def _load(self, path: Path, name: str) -> LoadedModel:
         model, config = load_checkpoint(path)
+        if self.settings.quantize == "int8":
+            from codelstm.model.quantize import quantize_int8
+
+            model = quantize_int8(model)
         cache = StateCache(self.settings.cache_mb << 20, self.settings.cache_interval) if self.settings.cache_mb else None
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap)
         return LoadedModel(name, path, config, engine)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
@@ -27,6 +29,7 @@ class ServerSettings(BaseSettings):
     cache_interval: int = Field(256, ge=16)  # bytes between cached states
     cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
     threads: int | None = None  # torch threads for inference; None: tuned default
+    quantize: Literal["none", "int8"] = "none"  # int8: dynamic quantisation of LSTM and output weights
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ def document_nll_bits(model: ByteLM, docs: list[bytes], batch_docs: int = 32, ch
     """(total -log2 p over every byte of every doc, byte count). A doc is fed after a NUL, its start marker."""
     was_training = model.training
     model.eval()
-    device = model.head.weight.device
+    device = model.device
     total_bits, total_bytes = 0.0, 0
     order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
     for start in range(0, len(order), batch_docs):
