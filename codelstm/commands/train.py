@@ -68,9 +68,12 @@ def run(args) -> int:
     if args.minutes is not None and args.minutes <= 0:
         raise UserError("--minutes must be positive")
     minutes = args.minutes if (args.minutes or args.steps) else 10.0
+    from codelstm.training.train import init_distributed
+
+    rank, world, dist_device = init_distributed()
     try:
         _check_writable(args.out)
-        data = args.data if args.data is not None else _corpus_from_repos(args)
+        data = args.data if args.data is not None else _corpus_from_repos(args, rank, world)
         if not data.is_dir():
             raise UserError(f"corpus folder not found: {data}")
         cfg = TrainConfig(
@@ -81,12 +84,21 @@ def run(args) -> int:
             lanes=args.lanes, seq_len=args.seq_len, lr=args.lr, warmup_steps=args.warmup,
             weight_decay=args.weight_decay, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
             eval_bytes=args.eval_bytes, seed=args.seed, device=args.device, threads=args.threads,
-            save_half=args.half, progress=not args.quiet,
+            save_half=args.half, progress=not args.quiet, rank=rank, world=world,
         )
+        if world > 1 and args.device == "auto":
+            cfg.device = dist_device
         result = Trainer(cfg).train()
     except (TrainingError, ValueError) as e:
         raise UserError(str(e)) from None
-    print(json.dumps(result, indent=2))
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    if rank == 0:
+        print(json.dumps(result, indent=2))
     return 0
 
 
@@ -100,7 +112,7 @@ def _check_writable(out: Path) -> None:
         raise UserError(f"cannot write to output folder {out}: {e.strerror}") from None
 
 
-def _corpus_from_repos(args) -> Path:
+def _corpus_from_repos(args, rank: int = 0, world: int = 1) -> Path:
     from codelstm.training.corpus import CorpusBuilder, CorpusError, is_git_repo
     from codelstm.training.languages import parse_languages
 
@@ -108,9 +120,18 @@ def _corpus_from_repos(args) -> Path:
         if not repo.is_dir() or not is_git_repo(repo):
             raise UserError(f"not a git repository: {repo}")
     corpus = args.out / "corpus"
+    if rank != 0:  # rank 0 builds the corpus; the others wait for it
+        import torch.distributed as dist
+
+        dist.barrier()
+        return corpus
     try:
         CorpusBuilder(corpus, parse_languages(args.lang), args.val_fraction, progress=not args.quiet).build(
             [str(r) for r in args.repo])
     except CorpusError as e:
         raise UserError(str(e)) from None
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     return corpus

@@ -145,6 +145,7 @@ class Trainer:
             self.batches = LaneBatcher(self.train_data, cfg.lanes, cfg.seq_len, cfg.rank, cfg.world)
         except ValueError as e:
             raise TrainingError(str(e)) from None
+        self.forward_model = self._wrap_distributed()
         self.opt = self._make_optimizer()
         self.step = 0
         self.chars_seen = 0
@@ -177,6 +178,7 @@ class Trainer:
             raise TrainingError(str(e)) from None
         if model.config != self.model.config:  # resuming a fine-tune: the stored architecture wins
             self.model = model.to(self.device).train()
+            self.forward_model = self._wrap_distributed()
             self.opt = self._make_optimizer()
         else:
             self.model.load_state_dict(model.state_dict())
@@ -190,6 +192,33 @@ class Trainer:
         metrics = self.cfg.out / "metrics.jsonl"
         if metrics.is_file():
             self.history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+
+    def _wrap_distributed(self) -> torch.nn.Module:
+        """Under torchrun, DistributedDataParallel averages gradients across ranks (it also broadcasts
+        rank 0's initial weights, so every rank starts equal)."""
+        if self.cfg.world <= 1:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    def _all_ranks(self, value: float, op: str = "mean") -> float:
+        """Combine a scalar across ranks (identity in a single process)."""
+        if self.cfg.world <= 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return float(t) / (self.cfg.world if op == "mean" else 1)
+
+    def weights_agree(self) -> bool:
+        """True when every rank holds the same weights (checked once at the end of distributed training)."""
+        if self.cfg.world <= 1:
+            return True
+        checksum = sum(float(p.double().sum()) for p in self.model.parameters())
+        return self._all_ranks(checksum, "max") == -self._all_ranks(-checksum, "max")
 
     def _make_optimizer(self) -> torch.optim.AdamW:
         """AdamW with weight decay on matrices only (not on biases)."""
@@ -230,7 +259,7 @@ class Trainer:
         loss_val = float("nan")
         val_bpc = self.history[-1].get("val_bpc") if self.history and "val_bpc" in self.history[-1] else None
         last_eval_step = self.step
-        while self.progress_fraction(elapsed) < 1.0:
+        while self._all_ranks(self.progress_fraction(elapsed), "max") < 1.0:
             x, y, reset = self.batches.next_batch()
             if reset:
                 state = None
@@ -239,12 +268,11 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             with autocast:
-                _, loss, state = model(x, state, y)
+                _, loss, state = self.forward_model(x, state, y)
             state = tuple(s.detach() for s in state)
             self.carried = state
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            self._sync_gradients()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             self.opt.step()
             self.step += 1
@@ -253,7 +281,7 @@ class Trainer:
             window_chars += n
             elapsed = self.elapsed_before + time.perf_counter() - start
             if self.step % cfg.log_interval == 0 or self.step == 1:
-                loss_val = loss.item()
+                loss_val = self._all_ranks(loss.item())  # the global batch's loss
                 now = time.perf_counter()
                 chars_per_s = window_chars / max(now - window_t0, 1e-9)
                 window_chars, window_t0 = 0, now
@@ -261,7 +289,7 @@ class Trainer:
                           "grad_norm": float(grad_norm), "chars_seen": self.chars_seen,
                           "chars_per_s": chars_per_s, "elapsed_s": elapsed}
                 self._log(record, on_log)
-            done = self.progress_fraction(elapsed) >= 1.0
+            done = self._all_ranks(self.progress_fraction(elapsed), "max") >= 1.0
             if self.step % cfg.eval_interval == 0 or done:
                 val_bpc = self.validate()
                 last_eval_step = self.step
@@ -282,10 +310,8 @@ class Trainer:
             self._checkpoint(self.validate(), elapsed, best=False)
         self.plot()
         return {"steps": self.step, "chars_seen": self.chars_seen, "best_val_bpc": self.best_bpc,
-                "elapsed_s": elapsed, "out": str(cfg.out)}
-
-    def _sync_gradients(self) -> None:
-        """Hook for data-parallel training; a single process has nothing to do."""
+                "elapsed_s": elapsed, "out": str(cfg.out), "world_size": cfg.world,
+                "weights_agree_across_ranks": self.weights_agree()}
 
     def _bar_position(self, elapsed: float) -> float:
         if self.cfg.steps and not self.cfg.minutes:
@@ -369,3 +395,21 @@ class Trainer:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+def init_distributed() -> tuple[int, int, str]:
+    """(rank, world size, device) from torchrun's environment; starts the process group when world > 1.
+
+    NCCL when every rank has a GPU, gloo otherwise (CPU training, tests)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, "auto"
+    import torch.distributed as dist
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available() and torch.cuda.device_count() > local_rank:
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return rank, world, f"cuda:{local_rank}"
+    dist.init_process_group("gloo")
+    return rank, world, "cpu"
