@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from codelstm.commands import UserError
@@ -45,6 +46,10 @@ def register(sub) -> None:
     p.add_argument("--half", action="store_true", help="store the best weights as float16")
     p.add_argument("--lang", default=None, help="with --repo: languages to keep (default all known)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="with --repo: held-out share (default 0.1)")
+    p.add_argument("--no-report", action="store_true", help="skip report.md (written after --init or --repo runs: before/after on held-out files)")
+    p.add_argument("--publish", metavar="URL", help="after training, load the model into the service at URL "
+                   "through /v1/model/reload (admin key from --admin-key or CODELSTM_ADMIN_KEY)")
+    p.add_argument("--admin-key", default=None, help="admin key for --publish")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -97,9 +102,36 @@ def run(args) -> int:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-    if rank == 0:
-        print(json.dumps(result, indent=2))
+    if rank != 0:
+        return 0
+    if not args.no_report and (args.init or args.repo):
+        from codelstm.training.report import compare, write_report
+
+        rows = compare(cfg.init if not args.resume else None, args.out, data)
+        result["report"] = str(write_report(args.out, data, cfg.init, rows, result))
+    print(json.dumps(result, indent=2))
+    if args.publish:
+        publish(args.publish, args.out, args.admin_key or os.environ.get("CODELSTM_ADMIN_KEY"))
     return 0
+
+
+def publish(url: str, model: Path, admin_key: str | None) -> None:
+    """Ask a running service to load the new checkpoint; the checkpoint stays on disk whatever happens."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    try:
+        r = httpx.post(f"{url.rstrip('/')}/v1/model/reload", json={"path": str(model.resolve())}, headers=headers,
+                       timeout=60)
+    except httpx.HTTPError as e:
+        raise UserError(f"publish failed: {url} is unreachable ({type(e).__name__}); the model is saved in {model}") from None
+    if r.status_code != 200:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:200]
+        raise UserError(f"publish failed ({r.status_code}: {message}); the model is saved in {model}")
+    print(f"published {model} to {url}")
 
 
 def _check_writable(out: Path) -> None:

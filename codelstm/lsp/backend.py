@@ -26,6 +26,8 @@ class HttpBackend:
 
     async def complete(self, body: dict[str, Any], timeout_s: float) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        if body.get("document_id"):  # lets a load balancer keep a document on the replica holding its state
+            headers["X-Codelstm-Document"] = body["document_id"]
         try:
             r = await self._client.post("/v1/complete", json=body, headers=headers, timeout=timeout_s)
         except httpx.TimeoutException:
