@@ -6,28 +6,14 @@ Usage: python bench/quantization.py [--model PATH] [--files N]
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
-
-import torch
 
 from codelstm.commands.common import resolve_model_path
 from codelstm.model import load_checkpoint
 from codelstm.model.quantize import quantize_int8
 from codelstm.training.evaluate import bits_per_byte
 from common import held_out_texts
-
-
-def step_us(model, repeat: int = 400) -> float:
-    ids = torch.tensor([65])
-    state = model.initial_state(1)
-    with torch.no_grad():
-        for _ in range(20):
-            _, state = model.step(ids, state)
-        t0 = time.perf_counter()
-        for _ in range(repeat):
-            _, state = model.step(ids, state)
-    return (time.perf_counter() - t0) / repeat * 1e6
+from step_time import time_steps
 
 
 def main() -> None:
@@ -43,8 +29,8 @@ def main() -> None:
     i8 = bits_per_byte(q, docs)
     print(f"{len(docs)} held-out files, {sum(map(len, docs)):,} bytes")
     print(f"| weights | BPC | batch-1 step us |\n|---|---|---|")
-    print(f"| float32 | {fp:.4f} | {step_us(model):.0f} |")
-    print(f"| int8 dynamic | {i8:.4f} (+{i8 - fp:.4f}) | {step_us(q):.0f} |")
+    print(f"| float32 | {fp:.4f} | {time_steps(model, 1, 400):.0f} |")
+    print(f"| int8 dynamic | {i8:.4f} (+{i8 - fp:.4f}) | {time_steps(q, 1, 400):.0f} |")
 
 
 if __name__ == "__main__":
