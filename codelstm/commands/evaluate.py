@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--sample-files", type=int, default=16, help="files used for the search metrics (default 16)")
     p.add_argument("--sample-bytes", type=int, default=2000, help="bytes per file for the search metrics (default 2000)")
     p.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the results as JSON")
+    p.add_argument("--record", action="store_true",
+                   help="store the results in the checkpoint's config.json (training.eval)")
     p.set_defaults(handler=run)
 
 
@@ -69,4 +71,18 @@ def run(args) -> int:
         print(f"  {k:<{width}}  {v:>12}")
     if args.json_out:
         args.json_out.write_text(json.dumps({"model": str(args.model), **result.to_dict()}, indent=2) + "\n")
+    if args.record:
+        from datetime import datetime, timezone
+
+        from codelstm.commands.common import resolve_model_path
+
+        path = resolve_model_path(args.model) / "config.json"
+        config = json.loads(path.read_text())
+        config.setdefault("training", {})["eval"] = {
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
+            "data": str(args.data) if args.data else [str(f) for f in args.files],
+            "sample_files": args.sample_files, "sample_bytes": args.sample_bytes,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        path.write_text(json.dumps(config, indent=2) + "\n")
     return 0

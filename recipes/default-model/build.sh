@@ -8,5 +8,6 @@ codelstm corpus build "$STDLIB" recipes/default-model/packages.txt -o data/defau
   --exclude 'python3.*/*/idle_test/*'
 codelstm train --data data/default-corpus --out runs/default --minutes 110 --hidden 384 --layers 2 --embed 64 \
   --lanes 32 --seq-len 128 --lr 2e-3 --warmup 200 --eval-interval 500 --eval-bytes 300000 --half --threads 2
+codelstm eval --model runs/default --data data/default-corpus --record --json runs/default/eval.json
 mkdir -p codelstm/default_model
 cp runs/default/config.json runs/default/model.safetensors codelstm/default_model/
