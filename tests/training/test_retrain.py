@@ -75,7 +75,7 @@ def one_line_error(result) -> str:
 def test_not_a_repository(tmp_path):
     (tmp_path / "plain").mkdir()
     assert "not a git repository" in one_line_error(
-        run_cli("train", "--repo", str(tmp_path / "plain"), "--out", str(tmp_path / "o"), "--steps", "1"))
+        run_cli("train", "--repo", str(tmp_path / "plain"), "--out", str(tmp_path / "o"), "--steps", "1", "--quiet"))
 
 
 def test_repository_without_sources(tmp_path):
@@ -86,7 +86,7 @@ def test_repository_without_sources(tmp_path):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
     assert "no usable source files" in one_line_error(
-        run_cli("train", "--repo", str(repo), "--out", str(tmp_path / "o"), "--steps", "1"))
+        run_cli("train", "--repo", str(repo), "--out", str(tmp_path / "o"), "--steps", "1", "--quiet"))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permissions cannot be tested")
@@ -95,14 +95,14 @@ def test_unwritable_output(go_repo, tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     assert "cannot write" in one_line_error(
-        run_cli("train", "--repo", str(go_repo), "--out", str(locked / "m"), "--steps", "1"))
+        run_cli("train", "--repo", str(go_repo), "--out", str(locked / "m"), "--steps", "1", "--quiet"))
 
 
 def test_output_under_a_file_is_unwritable(go_repo, tmp_path):
     """Works as root too: a path below a regular file can never be created."""
     (tmp_path / "afile").write_text("x")
     assert "cannot write" in one_line_error(
-        run_cli("train", "--repo", str(go_repo), "--out", str(tmp_path / "afile" / "m"), "--steps", "1"))
+        run_cli("train", "--repo", str(go_repo), "--out", str(tmp_path / "afile" / "m"), "--steps", "1", "--quiet"))
 
 
 def test_publish_to_a_dead_service_keeps_the_model(tiny_corpus, tmp_path):
