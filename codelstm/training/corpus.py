@@ -7,6 +7,7 @@ and manifest.json (what was kept per split and language, what was skipped and wh
 from __future__ import annotations
 
 import fnmatch
+import os
 import hashlib
 import json
 import subprocess
@@ -220,7 +221,7 @@ class CorpusBuilder:
         resolved = [self._resolve(s) for s in sources]  # fail fast on a missing path before writing anything
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / ".write-test"
+            probe = self.out / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
