@@ -60,6 +60,7 @@ class CompletionService:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
         self.loaded = self._load(path, self.settings.model_name)
         self.batcher = Batcher(self.loaded.engine, self.settings.max_queue, self.settings.max_batch,
