@@ -135,11 +135,10 @@ def publish(url: str, model: Path, admin_key: str | None) -> None:
 
 
 def _check_writable(out: Path) -> None:
+    from codelstm.paths import ensure_writable
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        ensure_writable(out)
     except OSError as e:
         raise UserError(f"cannot write to output folder {out}: {e.strerror}") from None
 

@@ -115,7 +115,6 @@ class Search:
         """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail."""
         self.spec = spec
         self.finished: list[Completion] = []
-        self.steps = 0
         self.beams = [_Beam(b"", 0.0)]
         self.state: State = state
         self.pending: torch.Tensor | None = None  # (k,) bytes to feed next, or None when done
@@ -163,7 +162,6 @@ class Search:
         if state is not None:
             self.state = state
         spec = self.spec
-        self.steps += 1
         logprobs = logprobs.float()
         sampling = spec.temperature is not None
         candidates = self._sample(logprobs) if sampling else self._best(logprobs)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from codelstm.model.engine import EngineRequest, EngineResult, InferenceEngine, Job
@@ -49,12 +49,6 @@ class Outcome:
     compute_ms: float
 
 
-@dataclass
-class BatcherStats:
-    rounds: int = 0
-    batch_sizes: deque = field(default_factory=lambda: deque(maxlen=10_000))
-
-
 class Batcher:
     def __init__(self, engine: InferenceEngine, max_queue: int = 256, max_batch: int = 64,
                  window_s: float = 0.002, on_round: Callable[[int], None] | None = None) -> None:
@@ -63,7 +57,6 @@ class Batcher:
         self.max_batch = max_batch
         self.window_s = window_s
         self.on_round = on_round
-        self.stats = BatcherStats()
         self._incoming: deque[_Item] = deque()
         self._active: list[_Item] = []
         self._cond = threading.Condition()
@@ -153,8 +146,6 @@ class Batcher:
                     for item in items:
                         self._fail(item, e)
                     continue
-            self.stats.rounds += 1
-            self.stats.batch_sizes.append(len(self._active))
             if self.on_round:
                 self.on_round(len(self._active))
             done_now = time.perf_counter()

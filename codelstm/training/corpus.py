@@ -7,7 +7,6 @@ and manifest.json (what was kept per split and language, what was skipped and wh
 from __future__ import annotations
 
 import fnmatch
-import os
 import hashlib
 import json
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from codelstm.model.config import DOC_SEPARATOR
+from codelstm.paths import ensure_writable
 from codelstm.training.languages import ALL_LANGUAGES, language_of
 
 MAX_FILE_BYTES = 1 << 20
@@ -220,10 +220,7 @@ class CorpusBuilder:
             raise CorpusError("no sources given")
         resolved = [self._resolve(s) for s in sources]  # fail fast on a missing path before writing anything
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            ensure_writable(self.out)
         except OSError as e:
             raise CorpusError(f"cannot write to output folder {self.out}: {e.strerror}") from None
         from tqdm import tqdm

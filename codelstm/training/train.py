@@ -259,7 +259,8 @@ class Trainer:
         loss_val = float("nan")
         val_bpc = self.history[-1].get("val_bpc") if self.history and "val_bpc" in self.history[-1] else None
         last_eval_step = self.step
-        while self._all_ranks(self.progress_fraction(elapsed), "max") < 1.0:
+        done = self._all_ranks(self.progress_fraction(elapsed), "max") >= 1.0  # agreed across ranks
+        while not done:
             x, y, reset = self.batches.next_batch()
             if reset:
                 state = None
