@@ -8,14 +8,18 @@ step shared by all of them. Jobs may join or leave between rounds (continuous ba
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 from codelstm.model.cache import Checkpoint, StateCache
-from codelstm.model.generate import Completion, Search, SearchSpec, prefill, step_searches
+from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many, step_searches
 from codelstm.model.network import ByteLM, State
 
+ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
+PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
+CHEAP_PREFILL = 16  # bytes: a read this short costs about one search step, so it never waits for company
 CONTEXT_TAIL = 256  # bytes of prefix the search rules look at (indentation, identifier state)
 
 
@@ -63,8 +67,12 @@ def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:
 
 class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
-                 document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512) -> None:
+                 document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
+                 prefill_wait_s: float = 0.1) -> None:
         self.model = model.eval()
+        self.sequence_onednn = sequence_onednn
+        self.prefill_wait_s = prefill_wait_s
+        self._last_prefill = 0.0
         self.cache = cache
         self.cold_prefix_cap = cold_prefix_cap
         self.document_prefix_cap = document_prefix_cap
@@ -80,37 +88,60 @@ class InferenceEngine:
 
     @torch.no_grad()
     def iterate(self, jobs: list[Job]) -> None:
-        """One round: a prefill chunk for reading jobs, one batched search step for searching jobs."""
-        for job in jobs:
-            if job.search is None and not job.done:
-                self._prefill_chunk(job)
+        """One round: a prefill chunk for every reading job (batched), one batched search step for the rest."""
+        reading = [j for j in jobs if j.search is None and not j.done]
         searching = [j for j in jobs if j.search is not None and not j.done]
+        if reading and self._prefill_due(reading, searching):
+            self._prefill_round(reading)
+            searching = [j for j in jobs if j.search is not None and not j.done]
         if searching:
             step_searches(self.model, [j.search for j in searching])
             for job in searching:
                 if job.search.done:
                     self._finish(job)
 
-    def _prefill_chunk(self, job: Job) -> None:
+    def _prefill_due(self, reading: list[Job], searching: list[Job]) -> bool:
+        """Read prefixes now, or let them gather while searches step?
+
+        A prefill chunk costs as much as dozens of search steps, and read one request at a time it would
+        stall every search in the batch each round. So while searches run, new prefixes wait up to
+        `prefill_wait_s` and are then read together in one batched forward, unless what they need is a
+        few bytes (a cached document one keystroke on), which is as cheap as a step, or enough of them
+        wait to fill a batch.
+        """
+        if not searching or len(reading) >= PREFILL_BATCH or time.monotonic() - self._last_prefill >= self.prefill_wait_s:
+            return True
+        return all(job.checkpoint is not None and self._chunk_end(job) - job.position <= CHEAP_PREFILL
+                   for job in reading)
+
+    def _chunk_end(self, job: Job) -> int:
+        """Where this round's chunk of `job` ends: the next checkpoint boundary, at most `prefill_chunk` on."""
         interval = self.cache.interval if self.cache is not None else self.prefill_chunk
-        if job.checkpoint is None:  # a fresh document: read its start marker (and the first bytes)
-            end = min(len(job.text), interval)
-            state, logits = prefill(self.model, job.text[:end])
-        else:
-            end = min(len(job.text), (job.position // interval + 1) * interval, job.position + self.prefill_chunk)
-            state, logits = job.checkpoint
-            if end > job.position:
-                state, logits = prefill(self.model, job.text[job.position:end], state)
-        job.fed_chars += end - job.position
-        job.position, job.checkpoint = end, (state, logits)
-        if end % interval == 0 or end == len(job.text):
-            job.new_checkpoints[end] = job.checkpoint
-        if end == len(job.text):
-            self._store(job)
-            state, logits = job.checkpoint
-            job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:])
-            if job.search.done:
-                self._finish(job)
+        if job.checkpoint is None:  # a fresh document: its start marker and the first bytes
+            return min(len(job.text), interval)
+        return min(len(job.text), (job.position // interval + 1) * interval, job.position + self.prefill_chunk)
+
+    def _prefill_round(self, jobs: list[Job]) -> None:
+        ends = [self._chunk_end(job) for job in jobs]
+        moving = [(job, end) for job, end in zip(jobs, ends) if end > job.position or job.checkpoint is None]
+        read = prefill_many(self.model, [job.text[job.position:end] for job, end in moving],
+                            [job.checkpoint[0] if job.checkpoint else None for job, _ in moving],
+                            onednn_from=ONEDNN_FROM if self.sequence_onednn else None)
+        self._last_prefill = time.monotonic()
+        for (job, end), checkpoint in zip(moving, read):
+            job.fed_chars += end - job.position
+            job.position, job.checkpoint = end, checkpoint
+        interval = self.cache.interval if self.cache is not None else self.prefill_chunk
+        for job in jobs:
+            end = job.position
+            if end % interval == 0 or end == len(job.text):
+                job.new_checkpoints[end] = job.checkpoint
+            if end == len(job.text):
+                self._store(job)
+                state, logits = job.checkpoint
+                job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:])
+                if job.search.done:
+                    self._finish(job)
 
     def _store(self, job: Job) -> None:
         doc = job.request.document_id

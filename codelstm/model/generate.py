@@ -266,6 +266,37 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
 
 
 @torch.no_grad()
+def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State | None],
+                 onednn_from: int | None = None) -> list[tuple[State, torch.Tensor]]:
+    """Read several texts at once, each from its own state (None: a fresh document, read after a NUL).
+
+    Texts of equal length share one batched forward, which on a CPU reads a byte for several documents
+    at little more than the cost of one. A fresh document starts from the zero state with its NUL first,
+    exactly what `prefill` does. Returned states and logits are copies, never views of a batch, so a
+    cache that keeps them holds only their own bytes. `onednn_from`: read groups at least this long with
+    oneDNN's LSTM kernel, 2-3x faster over a sequence on a CPU but far slower for a few bytes.
+    """
+    device = model.device
+    data = [text if state is not None else bytes([DOC_SEPARATOR]) + text for text, state in zip(texts, states)]
+    if any(not d for d in data):
+        raise ValueError("prefill needs at least one byte when continuing from a state")
+    groups: dict[int, list[int]] = {}
+    for i, d in enumerate(data):
+        groups.setdefault(len(d), []).append(i)
+    results: list[tuple[State, torch.Tensor] | None] = [None] * len(data)
+    for members in groups.values():
+        ids = torch.frombuffer(bytearray(b"".join(data[i] for i in members)), dtype=torch.uint8)
+        ids = ids.long().to(device).view(len(members), -1)
+        starts = [states[i] or model.initial_state(1, device) for i in members]
+        state = tuple(torch.cat([s[k] for s in starts], dim=1) for k in range(len(starts[0])))
+        with torch.backends.mkldnn.flags(enabled=onednn_from is not None and ids.size(1) >= onednn_from):
+            logits, _, state = model(ids, state)
+        for row, i in enumerate(members):
+            results[i] = (tuple(s[:, row:row + 1].clone() for s in state), logits[row:row + 1, -1].clone())
+    return results
+
+
+@torch.no_grad()
 def step_searches(model: ByteLM, searches: Sequence[Search]) -> None:
     """One batched LSTM step for every live beam of every given (not done) search."""
     sizes = [len(s.pending) for s in searches]

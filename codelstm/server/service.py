@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,13 +54,14 @@ class CompletionService:
 
             model = quantize_int8(model)
         cache = StateCache(self.settings.cache_mb << 20, self.settings.cache_interval) if self.settings.cache_mb else None
-        engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap)
+        engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
+                                 sequence_onednn=self.settings.onednn_prefill,
+                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000)
         return LoadedModel(name, path, config, engine)
 
     def start(self) -> None:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
-        if self.settings.threads:
-            torch.set_num_threads(self.settings.threads)
+        torch.set_num_threads(self.settings.threads or max(1, (os.cpu_count() or 1) - 1))
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
         self.loaded = self._load(path, self.settings.model_name)

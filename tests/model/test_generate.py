@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint
-from codelstm.model.generate import Search, SearchSpec, complete, is_identifier_byte, prefill, run_searches
+from codelstm.model.generate import (Search, SearchSpec, complete, is_identifier_byte, prefill, prefill_many,
+                                     run_searches)
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,19 @@ def test_prefill_in_pieces_equals_prefill_at_once(trained):
     state_b, logits_b = prefill(trained, text[:10])
     state_b, logits_b = prefill(trained, text[10:], state_b)
     torch.testing.assert_close(logits_a, logits_b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn):
+    """Batched reading (fresh and resumed documents of equal and unequal lengths) changes no state."""
+    texts = [b"def f(x):\n", b"import os\n", b"x = 1", b"class A:\n    pass\n"]
+    resumed_from = prefill(trained, b"# head\n")[0]
+    states = [None, None, resumed_from, resumed_from]
+    with torch.backends.mkldnn.flags(enabled=onednn):
+        batched = prefill_many(trained, texts, states)
+        for text, state, (got_state, got_logits) in zip(texts, states, batched):
+            want_state, want_logits = prefill(trained, text, state)
+            for got, want in zip(got_state, want_state):
+                assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+            assert torch.allclose(got_logits, want_logits, atol=1e-4)
+            assert got_logits._base is None  # a copy: caching it keeps no batch alive
