@@ -6,12 +6,14 @@ import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from codelstm import __version__
+from codelstm.explorer.workbench import Workbench
 from codelstm.server.errors import install_error_handlers
 from codelstm.server.limits import BodySizeLimit
 from codelstm.server.metrics import ServiceMetrics
-from codelstm.server.routers import complete, health, model
+from codelstm.server.routers import complete, explore, health, model
 from codelstm.server.service import CompletionService
 from codelstm.server.settings import ServerSettings
 
@@ -35,9 +37,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    app.state.workbench = Workbench()  # the neuron explorer's task models and trace cache
     install_error_handlers(app)
     app.include_router(complete.router)
     app.include_router(model.router)
     app.include_router(health.router)
+    app.include_router(explore.router)
+    app.include_router(explore.page)
+    app.mount("/explore/static", StaticFiles(directory=explore.STATIC_DIR), name="explore-static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -79,3 +79,90 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# -- neuron explorer (docs/explorer.md) ------------------------------------------------------------
+
+Quantity = Literal["h", "c", "i", "f", "o", "g"]  # hidden, cell, input/forget/output gates, candidate
+
+
+class ActivationsRequest(BaseModel):
+    """Per-byte activations of one layer; the text is limited by CODELSTM_EXPLORE_MAX_CHARS (UTF-8 bytes)."""
+
+    text: str = Field(min_length=1)
+    model: str | None = Field(None, max_length=64)  # null: the served model; "task:NAME": a trained task model
+    layer: int = Field(0, ge=0)
+    neurons: list[int] | None = Field(None, max_length=4096)  # null: every neuron of the layer
+    quantities: list[Quantity] | None = Field(None, max_length=6)  # null: all the cell has (LSTM: 6, GRU: h)
+
+
+class ActivationsResponse(BaseModel):
+    model: str
+    cell: str
+    layer: int
+    num_layers: int
+    hidden_size: int
+    bytes: int  # UTF-8 bytes of the text: the length of every value list
+    neurons: list[int]
+    values: dict[str, list[list[float]]]  # quantity -> one list per requested neuron -> one value per byte
+    max_gate_error: float
+    timing_ms: float
+
+
+class NeuronsRequest(BaseModel):
+    """Find neurons: rank units by Pearson correlation with features of the text."""
+
+    text: str = Field(min_length=1)
+    model: str | None = Field(None, max_length=64)
+    layers: list[int] | None = Field(None, max_length=64)  # null: every layer
+    quantities: list[Quantity] = Field(default_factory=lambda: ["h", "c"], min_length=1, max_length=6)
+    features: list[str] | None = Field(None, max_length=32)  # null: code features, or the task's own
+    language: str | None = Field(None, max_length=64)  # picks the comment syntax; null: Python
+    top: int = Field(5, ge=1, le=50)
+
+
+class NeuronScoreOut(BaseModel):
+    layer: int
+    quantity: str
+    neuron: int
+    r: float
+
+
+class FeatureRankingOut(BaseModel):
+    name: str
+    description: str
+    defined: int
+    constant: bool
+    values: list[float | None]  # the feature at each byte; null where undefined
+    best: list[NeuronScoreOut]
+
+
+class NeuronsResponse(BaseModel):
+    model: str
+    bytes: int
+    layers: list[int]
+    quantities: list[str]
+    features: list[FeatureRankingOut]
+    timing_ms: float
+
+
+class TrainTaskRequest(BaseModel):
+    steps: int | None = Field(None, ge=10, le=5000)  # null: the task's explorer recipe
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class ExploreModelOut(BaseModel):
+    id: str  # what the `model` field of /v1/activations and /v1/neurons takes
+    name: str
+    cell: str | None  # null: a task model not trained yet
+    num_layers: int | None
+    hidden_size: int | None
+    quantities: list[str]
+    task: str | None  # the synthetic task the model was trained on, if any
+    description: str | None
+    trained: bool
+    train_seconds: float | None
+    steps: int | None
+    exact_match: float | None
+    sample: str | None  # a text to explore it with
+    features: list[str]  # what find-neurons ranks by default
