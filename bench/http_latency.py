@@ -5,7 +5,8 @@ Usage: python bench/http_latency.py [--model PATH] [--quick]
 1. Typing latency: each client types through a held-out file, one to three characters per request,
    with its own document_id (so the state cache works as in an editor). p50/p99 client-side ms for
    token and line mode (max 64 chars) at 1, 8 and 32 concurrent clients; each client first opens its
-   document with one untimed cold request, at most 4 clients at a time (as editors open files).
+   document with one untimed cold request, at most 4 clients at a time (as editors open files), and
+   all start typing together once every document is open.
 2. Cache speedup: a 4 KiB prefix read cold vs one more character typed into the cached document.
 3. Batching speedup: requests/s at 32 clients with batching vs a server limited to batch size 1, for
    requests that are all cold prefixes and for clients typing into cached documents.
@@ -50,10 +51,10 @@ async def typing_latency(url: str, texts: list[str], mode: str, clients: int, re
     latencies: list[float] = []
     rng = random.Random(clients)
     limits = httpx.Limits(max_connections=clients + 4)
-    opening = asyncio.Semaphore(OPEN_AT_ONCE)
+    opening, opened = asyncio.Semaphore(OPEN_AT_ONCE), asyncio.Barrier(clients)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
         await asyncio.gather(*[typing_client(c, texts[i % len(texts)], f"bench-{mode}-{clients}-{i}", mode, requests,
-                                             rng, latencies, opening) for i in range(clients)])
+                                             rng, latencies, opening, opened) for i in range(clients)])
     return latencies
 
 
@@ -116,7 +117,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     args = parser.parse_args()
     texts = held_out_texts()
-    requests = {1: 40, 8: 12, 32: 6} if not args.quick else {1: 5, 8: 2, 32: 1}
+    requests = {1: 40, 8: 15, 32: 8} if not args.quick else {1: 5, 8: 2, 32: 1}
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {__import__('os').cpu_count()} cores; "
           f"{len(texts)} held-out files")
     with server(args.model) as url:
@@ -128,7 +129,7 @@ def main() -> None:
                       flush=True)
         cold, warm = cache_speedup(url, max(texts, key=len))
         print(f"\ncache: 4 KiB cold {cold:.1f} ms, one more character cached {warm:.1f} ms: {cold / warm:.1f}x")
-        per_client = 2 if args.quick else 6
+        per_client = 2 if args.quick else 15
         batched = {typing: asyncio.run(throughput(url, texts, typing, per_client=per_client)) for typing in (False, True)}
     with server(args.model, max_batch="1") as url:
         single = {typing: asyncio.run(throughput(url, texts, typing, per_client=per_client)) for typing in (False, True)}

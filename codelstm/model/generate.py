@@ -8,9 +8,10 @@ LSTM step (`run_searches`), and a server can let searches join and leave between
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 
@@ -265,6 +266,17 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
     return state, logits
 
 
+@contextmanager
+def _onednn(enabled: bool) -> Iterator[None]:
+    """oneDNN kernels on or off for a block (torch's own `flags()` also resets TF32 and warns about it)."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
 @torch.no_grad()
 def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State | None],
                  onednn_from: int | None = None) -> list[tuple[State, torch.Tensor]]:
@@ -289,7 +301,7 @@ def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State |
         ids = ids.long().to(device).view(len(members), -1)
         starts = [states[i] or model.initial_state(1, device) for i in members]
         state = tuple(torch.cat([s[k] for s in starts], dim=1) for k in range(len(starts[0])))
-        with torch.backends.mkldnn.flags(enabled=onednn_from is not None and ids.size(1) >= onednn_from):
+        with _onednn(onednn_from is not None and ids.size(1) >= onednn_from):
             logits, _, state = model(ids, state)
         for row, i in enumerate(members):
             results[i] = (tuple(s[:, row:row + 1].clone() for s in state), logits[row:row + 1, -1].clone())

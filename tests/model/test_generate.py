@@ -109,7 +109,8 @@ def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn):
     texts = [b"def f(x):\n", b"import os\n", b"x = 1", b"class A:\n    pass\n"]
     resumed_from = prefill(trained, b"# head\n")[0]
     states = [None, None, resumed_from, resumed_from]
-    with torch.backends.mkldnn.flags(enabled=onednn):
+    before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
+    try:
         batched = prefill_many(trained, texts, states)
         for text, state, (got_state, got_logits) in zip(texts, states, batched):
             want_state, want_logits = prefill(trained, text, state)
@@ -117,3 +118,5 @@ def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn):
                 assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
             assert torch.allclose(got_logits, want_logits, atol=1e-4)
             assert got_logits._base is None  # a copy: caching it keeps no batch alive
+    finally:
+        torch.backends.mkldnn.enabled = before
