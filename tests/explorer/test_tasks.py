@@ -82,3 +82,10 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     result = run_cli("explore", *[str(tmp_path / "out") if a == "OUT" else a for a in args])
     assert result.returncode == 2, result.stdout
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help():
+    for command in (["explore"], ["explore", "train-task"], ["explore", "neurons"]):
+        result = run_cli(*command, "--help")
+        assert result.returncode == 0 and "usage: codelstm explore" in result.stdout
+    assert "counting 700" in run_cli("explore", "train-task", "--help").stdout  # the recipe's steps
