@@ -79,6 +79,7 @@ def test_find_neurons_on_a_python_file(client):
     ("/v1/activations", {"text": "x", "neurons": [3, 384]}, 422, "neuron 384 does not exist: layer 0 has 384"),
     ("/v1/activations", {"text": "x", "neurons": [-1]}, 422, "neuron -1 does not exist"),
     ("/v1/activations", {"text": "x", "quantities": ["z"]}, 422, "quantities"),
+    ("/v1/activations", {"text": "x" * 4000}, 422, "(6 quantities x 384 neurons x 4000 bytes); at most 4194304"),
     ("/v1/activations", {"text": ""}, 422, "text"),
     ("/v1/activations", {"layer": 0}, 422, "text"),
     ("/v1/activations", {"text": "x", "model": "gpt"}, 422, "neither null"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,8 @@ from codelstm.server.settings import ServerSettings
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 TASK_PREFIX = "task:"
 DECIMALS = 4  # values leave rounded: plenty for colours and correlations, a third of the JSON
+MAX_VALUES = 1 << 22  # per /v1/activations response (~35 MB of JSON): all of a 384-unit layer's 6 quantities
+                      # for 1820 bytes, or one quantity of 512 units for the default 8192 bytes
 
 page = APIRouter(tags=["explorer"])
 router = APIRouter(prefix="/v1", tags=["explorer"], dependencies=[ApiKey])
@@ -52,11 +55,14 @@ async def explore_page() -> FileResponse:
 
 # -- resolving the `model` field -------------------------------------------------------------------
 
+@dataclass(frozen=True)
 class Target:
     """The network a request names, with what the page needs to know about it."""
 
-    def __init__(self, id_: str, name: str, model: ByteLM, task: str | None) -> None:
-        self.id, self.name, self.model, self.task = id_, name, model, task
+    id: str  # "served" or "task:NAME"
+    name: str  # what responses call it
+    model: ByteLM
+    task: str | None  # the synthetic task it was trained on, if any
 
 
 def _resolve(model_id: str | None, service: CompletionService, workbench: Workbench) -> Target:
@@ -138,6 +144,11 @@ async def activations(body: ActivationsRequest, service: ServiceDep, settings: S
                                                    f"{hidden} neurons (0..{hidden - 1})")
         quantities = list(body.quantities or supported_quantities(model))
         _check_quantities(quantities, model)
+        count = len(quantities) * len(neurons) * len(data)
+        if count > MAX_VALUES:
+            raise APIError(422, "invalid_request", f"that is {count} values ({len(quantities)} quantities x "
+                                                   f"{len(neurons)} neurons x {len(data)} bytes); at most "
+                                                   f"{MAX_VALUES} per request: ask for fewer neurons or quantities")
         result = _trace(workbench, model, data)
         layer = result.layers[body.layer]
         values = {q: _rounded(layer[q][:, neurons].T.numpy()) for q in quantities}
