@@ -88,4 +88,5 @@ def test_help():
     for command in (["explore"], ["explore", "train-task"], ["explore", "neurons"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0 and "usage: codelstm explore" in result.stdout
-    assert "counting 700" in " ".join(run_cli("explore", "train-task", "--help").stdout.split())  # recipe steps
+        if command[-1] == "train-task":
+            assert "counting 700" in " ".join(result.stdout.split())  # the recipe's steps
