@@ -15,7 +15,7 @@ import torch
 
 from codelstm.model.cache import Checkpoint, StateCache
 from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many, step_searches
-from codelstm.model.network import ByteLM, State
+from codelstm.model.network import ByteLM, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
 PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
@@ -68,9 +68,10 @@ def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:
 class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
-                 prefill_wait_s: float = 0.1) -> None:
+                 step_onednn: bool = False, prefill_wait_s: float = 0.1) -> None:
         self.model = model.eval()
         self.sequence_onednn = sequence_onednn
+        self.step_onednn = step_onednn
         self.prefill_wait_s = prefill_wait_s
         self._last_prefill = 0.0
         self.cache = cache
@@ -95,7 +96,8 @@ class InferenceEngine:
             self._prefill_round(reading)
             searching = [j for j in jobs if j.search is not None and not j.done]
         if searching:
-            step_searches(self.model, [j.search for j in searching])
+            with use_onednn(self.step_onednn):
+                step_searches(self.model, [j.search for j in searching])
             for job in searching:
                 if job.search.done:
                     self._finish(job)

@@ -8,15 +8,14 @@ LSTM step (`run_searches`), and a server can let searches join and leave between
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 
 from codelstm.model.config import DOC_SEPARATOR
-from codelstm.model.network import ByteLM, State
+from codelstm.model.network import ByteLM, State, use_onednn
 
 Mode = Literal["token", "line", "block"]
 NEWLINE = 0x0A
@@ -266,17 +265,6 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
     return state, logits
 
 
-@contextmanager
-def _onednn(enabled: bool) -> Iterator[None]:
-    """oneDNN kernels on or off for a block (torch's own `flags()` also resets TF32 and warns about it)."""
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = before
-
-
 @torch.no_grad()
 def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State | None],
                  onednn_from: int | None = None) -> list[tuple[State, torch.Tensor]]:
@@ -301,7 +289,7 @@ def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State |
         ids = ids.long().to(device).view(len(members), -1)
         starts = [states[i] or model.initial_state(1, device) for i in members]
         state = tuple(torch.cat([s[k] for s in starts], dim=1) for k in range(len(starts[0])))
-        with _onednn(onednn_from is not None and ids.size(1) >= onednn_from):
+        with use_onednn(onednn_from is not None and ids.size(1) >= onednn_from):
             logits, _, state = model(ids, state)
         for row, i in enumerate(members):
             results[i] = (tuple(s[:, row:row + 1].clone() for s in state), logits[row:row + 1, -1].clone())

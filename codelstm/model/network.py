@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from codelstm.model.config import DOC_SEPARATOR, ModelConfig
+
+@contextmanager
+def use_onednn(enabled: bool) -> Iterator[None]:
+    """Run a block with oneDNN's LSTM kernels on or off, whatever the process-wide setting.
+
+    On a CPU the choice is per call shape: oneDNN reads a sequence 2-3x faster than ATen but makes a
+    one-byte step about 10x slower (bench/step_time.py). Every caller that cares names its choice, so
+    threads that set it concurrently (the server's worker, the neuron explorer) cannot leave a wrong
+    one behind for each other. torch's own `mkldnn.flags()` would also reset TF32 and warn each time.
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
+
 
 # LSTM state is (h, c), each (num_layers, B, H); GRU state is h alone, kept as a 1-tuple for uniformity.
 State = tuple[torch.Tensor, ...]

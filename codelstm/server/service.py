@@ -55,7 +55,7 @@ class CompletionService:
             model = quantize_int8(model)
         cache = StateCache(self.settings.cache_mb << 20, self.settings.cache_interval) if self.settings.cache_mb else None
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
-                                 sequence_onednn=self.settings.onednn_prefill,
+                                 sequence_onednn=self.settings.onednn_prefill, step_onednn=self.settings.onednn,
                                  prefill_wait_s=self.settings.prefill_wait_ms / 1000)
         return LoadedModel(name, path, config, engine)
 
