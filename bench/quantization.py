@@ -28,7 +28,7 @@ def main() -> None:
     fp = bits_per_byte(model, docs)
     i8 = bits_per_byte(q, docs)
     print(f"{len(docs)} held-out files, {sum(map(len, docs)):,} bytes")
-    print(f"| weights | BPC | batch-1 step us |\n|---|---|---|")
+    print("| weights | BPC | batch-1 step us |\n|---|---|---|")
     print(f"| float32 | {fp:.4f} | {time_steps(model, 1, 400):.0f} |")
     print(f"| int8 dynamic | {i8:.4f} (+{i8 - fp:.4f}) | {time_steps(q, 1, 400):.0f} |")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 _CAMEL = {"server_url": "serverUrl", "api_key": "apiKey", "max_chars": "maxChars", "mode": "mode",

@@ -15,10 +15,11 @@ import torch
 
 from codelstm.model.cache import Checkpoint, StateCache
 from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many, step_searches
-from codelstm.model.network import ByteLM, use_onednn
+from codelstm.model.network import ByteLM, torch_threads, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
 PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
+PARALLEL_ROWS = 16  # beams stepped together from which several threads beat one (bench/step_time.py)
 CHEAP_PREFILL = 16  # bytes: a read this short costs about one search step, so it never waits for company
 CONTEXT_TAIL = 256  # bytes of prefix the search rules look at (indentation, identifier state)
 
@@ -96,7 +97,8 @@ class InferenceEngine:
             self._prefill_round(reading)
             searching = [j for j in jobs if j.search is not None and not j.done]
         if searching:
-            with use_onednn(self.step_onednn):
+            rows = sum(len(j.search.pending) for j in searching)
+            with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
                 step_searches(self.model, [j.search for j in searching])
             for job in searching:
                 if job.search.done:

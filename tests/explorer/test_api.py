@@ -10,7 +10,7 @@ from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
 from codelstm.model.activations import trace
 from codelstm.paths import DEFAULT_MODEL
 from tests.conftest import running_server
-from tests.explorer.conftest import API_KEY, MAX_CHARS, PYTHON_FILE
+from tests.explorer.conftest import MAX_CHARS, PYTHON_FILE
 
 CODE = "def f(x):\n\tif x:  # é\n\t\treturn [x, 'a']\n"
 

@@ -9,7 +9,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.conftest import ROOT, free_port, running_server
+from tests.conftest import ROOT, running_server
 
 LSP_COMMAND = [sys.executable, "-m", "codelstm.cli", "lsp"]
 
