@@ -1,7 +1,7 @@
 """LSTM step and prefix-reading time under different CPU settings, against the memory-read floor.
 
 Usage: python bench/step_time.py [--model PATH] [--repeat N]
-Prints one row per (threads, oneDNN) setting: microseconds per search step for batch 1 and batch 8,
+Prints one row per (dtype, threads, oneDNN) setting: microseconds per search step for batch 1, 8 and 128,
 and milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once.
 """
 
@@ -66,17 +66,21 @@ def main() -> None:
     arch = config["architecture"]
     print(f"model: {arch['num_layers']}x{arch['hidden_size']} {arch['cell']}, {config['parameters']:,} parameters")
     print(f"weight-read floor (every weight summed once, warm, 1 thread): {memory_floor_us(model):.0f} us per step")
-    print(f"{'threads':>7} {'oneDNN':>6} {'step b1 us':>11} {'step b8 us':>11} {'read 1 ms':>10} {'read 8 ms':>10}")
-    for mkldnn in (True, False):
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            torch.backends.mkldnn.enabled = mkldnn
-            b1 = time_steps(model, 1, args.repeat)
-            b8 = time_steps(model, 8, args.repeat)
-            r1 = time_prefill(model, 1, max(1, args.repeat // 50))
-            r8 = time_prefill(model, 8, max(1, args.repeat // 50))
-            print(f"{threads:>7} {str(mkldnn):>6} {b1:>11.0f} {b8:>11.0f} {r1:>10.1f} {r8:>10.1f}")
-
+    print(f"{'dtype':>8} {'threads':>7} {'oneDNN':>6} {'step b1 us':>11} {'step b8 us':>11} {'step b128 us':>12} "
+          f"{'read 1 ms':>10} {'read 8 ms':>10}")
+    settings = [("float32", mkldnn, threads) for mkldnn in (True, False) for threads in (1, 2)]
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # ATen's bfloat16 LSTM is far slower: oneDNN only
+        settings += [("bfloat16", True, threads) for threads in (1, 2)]
+    for dtype, mkldnn, threads in settings:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+        m = model.to(getattr(torch, dtype))
+        b1 = time_steps(m, 1, args.repeat)
+        b8 = time_steps(m, 8, args.repeat)
+        b128 = time_steps(m, 128, max(1, args.repeat // 10))
+        r1 = time_prefill(m, 1, max(1, args.repeat // 50))
+        r8 = time_prefill(m, 8, max(1, args.repeat // 50))
+        print(f"{dtype:>8} {threads:>7} {str(mkldnn):>6} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1:>10.1f} {r8:>10.1f}")
 
 if __name__ == "__main__":
     main()

@@ -73,6 +73,10 @@ class ByteLM(nn.Module):
                 param[h:2 * h].fill_(value)  # gate order in nn.LSTM: input, forget, cell, output
 
     @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.weight.dtype  # the embedding is never quantised, unlike head and rnn
+
+    @property
     def device(self) -> torch.device:
         return self.embed.weight.device  # the embedding is never quantised, unlike head and rnn
 
@@ -82,7 +86,7 @@ class ByteLM(nn.Module):
         cfg = self.config
         shape = (cfg.num_layers, batch_size, cfg.hidden_size)
         n = 2 if cfg.cell == "lstm" else 1
-        return tuple(torch.zeros(shape, device=device) for _ in range(n))
+        return tuple(torch.zeros(shape, device=device, dtype=self.dtype) for _ in range(n))
 
     def _rnn(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         if state is None:

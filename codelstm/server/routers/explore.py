@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import torch
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
@@ -70,7 +71,8 @@ def _resolve(model_id: str | None, service: CompletionService, workbench: Workbe
     if model_id in (None, "", "served"):
         loaded = service.loaded
         model = loaded.engine.model
-        if service.settings.quantize != "none":  # int8 weights have no gates to read: use the float checkpoint
+        if service.settings.quantize != "none" or model.dtype != torch.float32:  # int8 weights have no gates to
+            # read, bfloat16 ones too few bits for the gate check: use the checkpoint's float32 weights
             model = workbench.float_model(loaded, loaded.path)
         return Target("served", loaded.name, model, (loaded.config.get("training") or {}).get("task"))
     if model_id.startswith(TASK_PREFIX):
