@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint
+from codelstm.model.network import use_onednn
 from codelstm.model.generate import (Search, SearchSpec, complete, is_identifier_byte, prefill, prefill_many,
                                      run_searches)
 
@@ -120,3 +123,22 @@ def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn):
             assert got_logits._base is None  # a copy: caching it keeps no batch alive
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_bfloat16_rows_do_not_depend_on_their_batch_mates(trained):
+    """What the server's bfloat16 default promises: a request's beams step bitwise alike alone or in a crowd."""
+    model = copy.deepcopy(trained).to(torch.bfloat16)
+    torch.manual_seed(0)
+    ids = torch.randint(1, 128, (48,))
+    state = tuple(torch.randn(s.shape[0], 48, s.shape[2]).to(torch.bfloat16) for s in model.initial_state(1))
+    with use_onednn(True):
+        crowd_logits, crowd_state = model.step(ids, state)
+        alone_logits, alone_state = model.step(ids[:3], tuple(s[:, :3].contiguous() for s in state))
+        read = prefill_many(model, [b"def f(x):\n", b"import os\n"], [None, None], onednn_from=1)
+    assert torch.equal(crowd_logits[:3], alone_logits)
+    assert all(torch.equal(a[:, :3], b) for a, b in zip(crowd_state, alone_state))
+    for text, (got_state, _) in zip([b"def f(x):\n", b"import os\n"], read):
+        want_state, _ = prefill(trained, text)
+        assert got_state[0].dtype == torch.bfloat16
+        assert torch.allclose(got_state[0].float(), want_state[0], atol=0.05)  # bfloat16 keeps ~3 digits
