@@ -95,8 +95,9 @@ class InferenceEngine:
         """One round: a prefill chunk for every reading job (batched), one batched search step for the rest."""
         reading = [j for j in jobs if j.search is None and not j.done]
         searching = [j for j in jobs if j.search is not None and not j.done]
-        if reading and self._prefill_due(reading, searching):
-            self._prefill_round(reading)
+        due = self._due_for_reading(reading, searching) if reading else []
+        if due:
+            self._prefill_round(due)
             searching = [j for j in jobs if j.search is not None and not j.done]
         if searching:
             rows = sum(len(j.search.pending) for j in searching)
@@ -106,19 +107,20 @@ class InferenceEngine:
                 if job.search.done:
                     self._finish(job)
 
-    def _prefill_due(self, reading: list[Job], searching: list[Job]) -> bool:
-        """Read prefixes now, or let them gather while searches step?
+    def _due_for_reading(self, reading: list[Job], searching: list[Job]) -> list[Job]:
+        """Which prefixes to read this round; the others let searches step while they gather.
 
         A prefill chunk costs as much as dozens of search steps, and read one request at a time it would
         stall every search in the batch each round. So while searches run, new prefixes wait up to
-        `prefill_wait_s` and are then read together in one batched forward, unless what they need is a
-        few bytes (a cached document one keystroke on), which is as cheap as a step, or enough of them
-        wait to fill a batch.
+        `prefill_wait_s` (or until enough wait to fill a batch) and are then read together in one batched
+        forward. A prefix that needs only a few bytes (a cached document one keystroke on) is as cheap
+        as a step and never waits.
         """
         if not searching or len(reading) >= PREFILL_BATCH or time.monotonic() - self._last_prefill >= self.prefill_wait_s:
-            return True
-        return all(job.checkpoint is not None and self._chunk_end(job) - job.position <= CHEAP_PREFILL
-                   for job in reading)
+            self._last_prefill = time.monotonic()
+            return reading
+        return [job for job in reading
+                if job.checkpoint is not None and self._chunk_end(job) - job.position <= CHEAP_PREFILL]
 
     def _chunk_end(self, job: Job) -> int:
         """Where this round's chunk of `job` ends: the next checkpoint boundary, at most `prefill_chunk` on."""
@@ -133,7 +135,6 @@ class InferenceEngine:
         read = prefill_many(self.model, [job.text[job.position:end] for job, end in moving],
                             [job.checkpoint[0] if job.checkpoint else None for job, _ in moving],
                             onednn_from=self._onednn_from)
-        self._last_prefill = time.monotonic()
         for (job, end), checkpoint in zip(moving, read):
             job.fed_chars += end - job.position
             job.position, job.checkpoint = end, checkpoint

@@ -142,3 +142,26 @@ def test_bfloat16_rows_do_not_depend_on_their_batch_mates(trained):
         want_state, _ = prefill(trained, text)
         assert got_state[0].dtype == torch.bfloat16
         assert torch.allclose(got_state[0].float(), want_state[0], atol=0.05)  # bfloat16 keeps ~3 digits
+
+
+def test_cold_prefixes_gather_while_searches_run_but_keystrokes_do_not_wait(trained):
+    from codelstm.model.cache import StateCache
+    from codelstm.model.engine import EngineRequest, InferenceEngine
+
+    engine = InferenceEngine(trained, StateCache(), prefill_wait_s=3600)
+    line = SearchSpec(mode="line", n=3, max_chars=60)
+    running = engine.start(EngineRequest(b"def function_1(value):\n    return ", line, "a.py"))
+    engine.iterate([running])  # alone: read at once, then one search step
+    assert running.search is not None and not running.done
+    typed = b"def function_2(value):\n    return v"
+    engine.run([EngineRequest(typed[:-1], line, "b.py")])  # b.py is now cached one byte short
+    cold = engine.start(EngineRequest(b"class Thing:\n    pass\n" * 10, line))
+    keystroke = engine.start(EngineRequest(typed, line, "b.py"))
+    engine.iterate([running, cold])
+    assert cold.position == 0  # a search runs and the wait has not passed: the cold prefix waits
+    engine.iterate([running, cold, keystroke])
+    assert cold.position == 0  # still waiting...
+    assert keystroke.fed_chars == 1 and keystroke.search is not None  # ...but a keystroke never waits
+    engine.prefill_wait_s = 0
+    engine.iterate([running, cold])
+    assert cold.position > 0
