@@ -25,7 +25,7 @@ class Workbench:
         self.trained: dict[str, tasks.TrainedTask] = {}
         self.cache_size = cache_size
         self._traces: OrderedDict[tuple[int, bytes], tuple[ByteLM, Trace]] = OrderedDict()
-        self._float: tuple[object, ByteLM] | None = None  # (owner, float model) for a quantised served model
+        self._float: tuple[object, ByteLM] | None = None  # (owner, float32 model) for an int8/bfloat16 served one
         self._lock = threading.Lock()
         self._training = threading.Lock()
 
@@ -45,8 +45,8 @@ class Workbench:
         return result
 
     def float_model(self, owner: object, path: Path) -> ByteLM:
-        """The float32 weights of a checkpoint whose served copy is quantised (int8 weights have no gates to
-        read); loaded once per served model (`owner`), so a reload is picked up."""
+        """The float32 weights of a checkpoint whose served copy is int8 (no gates to read) or bfloat16 (too
+        few bits for the gate check); loaded once per served model (`owner`), so a reload is picked up."""
         with self._lock:
             if self._float is not None and self._float[0] is owner:
                 return self._float[1]
