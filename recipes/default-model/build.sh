@@ -11,3 +11,9 @@ codelstm train --data data/default-corpus --out runs/default --minutes 110 --hid
 codelstm eval --model runs/default --data data/default-corpus --record --json runs/default/eval.json
 mkdir -p codelstm/default_model
 cp runs/default/config.json runs/default/model.safetensors codelstm/default_model/
+# 2026-11-24: 30 more minutes from that model, 48 lanes (so lanes start where the first run's had not
+# read), peak learning rate 1e-3. --no-report: the before/after report is for team retrains.
+codelstm train --data data/default-corpus --init default --out runs/default-cont --minutes 30 --lanes 48 \
+  --seq-len 128 --lr 1e-3 --warmup 100 --eval-interval 300 --eval-bytes 300000 --half --threads 2 --no-report
+codelstm eval --model runs/default-cont --data data/default-corpus --record --json runs/default-cont/eval.json
+cp runs/default-cont/config.json runs/default-cont/model.safetensors codelstm/default_model/
