@@ -71,7 +71,6 @@ class InferenceEngine:
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
                  step_onednn: bool = False, prefill_wait_s: float = 0.1) -> None:
         self.model = model.eval()
-        self.sequence_onednn = sequence_onednn
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
         self._onednn_from = None if not sequence_onednn else 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM
         self.step_onednn = step_onednn
@@ -122,9 +121,14 @@ class InferenceEngine:
         return [job for job in reading
                 if job.checkpoint is not None and self._chunk_end(job) - job.position <= CHEAP_PREFILL]
 
+    @property
+    def checkpoint_interval(self) -> int:
+        """Bytes between the states a document keeps: the cache's interval, else the prefill chunk."""
+        return self.cache.interval if self.cache is not None else self.prefill_chunk
+
     def _chunk_end(self, job: Job) -> int:
         """Where this round's chunk of `job` ends: the next checkpoint boundary, at most `prefill_chunk` on."""
-        interval = self.cache.interval if self.cache is not None else self.prefill_chunk
+        interval = self.checkpoint_interval
         if job.checkpoint is None:  # a fresh document: its start marker and the first bytes
             return min(len(job.text), interval)
         return min(len(job.text), (job.position // interval + 1) * interval, job.position + self.prefill_chunk)
@@ -138,7 +142,7 @@ class InferenceEngine:
         for (job, end), checkpoint in zip(moving, read):
             job.fed_chars += end - job.position
             job.position, job.checkpoint = end, checkpoint
-        interval = self.cache.interval if self.cache is not None else self.prefill_chunk
+        interval = self.checkpoint_interval
         for job in jobs:
             end = job.position
             if end % interval == 0 or end == len(job.text):
