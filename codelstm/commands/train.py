@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--half", action="store_true", help="store the best weights as float16")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="training kernels; auto = bfloat16 on CUDA and on CPUs with native bfloat16 "
+                   "(AVX-512 BF16, AMX), else float32; weights stay float32 either way")
     p.add_argument("--lang", default=None, help="with --repo: languages to keep (default all known)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="with --repo: held-out share (default 0.1)")
     p.add_argument("--no-report", action="store_true", help="skip report.md (written after --init or --repo runs: before/after on held-out files)")
@@ -89,7 +92,7 @@ def run(args) -> int:
             lanes=args.lanes, seq_len=args.seq_len, lr=args.lr, warmup_steps=args.warmup,
             weight_decay=args.weight_decay, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
             eval_bytes=args.eval_bytes, seed=args.seed, device=args.device, threads=args.threads,
-            save_half=args.half, progress=not args.quiet, rank=rank, world=world,
+            save_half=args.half, precision=args.precision, progress=not args.quiet, rank=rank, world=world,
         )
         if world > 1 and args.device == "auto":
             cfg.device = dist_device

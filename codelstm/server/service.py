@@ -17,6 +17,7 @@ from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
 from codelstm.model.generate import SearchSpec
+from codelstm.model.network import native_bfloat16
 from codelstm.paths import DEFAULT_MODEL
 from codelstm.server.batcher import Batcher, DeadlineExceeded, Overloaded
 from codelstm.server.errors import APIError
@@ -69,7 +70,7 @@ class CompletionService:
         128-beam step takes half the time and a prefix read 55%, with the same held-out BPC, and each
         row's result is bitwise independent of its batch-mates (bench/step_time.py, BENCHMARKS.md)."""
         if self.settings.dtype == "auto":
-            return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+            return torch.bfloat16 if native_bfloat16() else torch.float32
         return getattr(torch, self.settings.dtype)
 
     def start(self) -> None:

@@ -6,6 +6,7 @@ import json
 import shutil
 
 from codelstm.model import load_checkpoint
+from codelstm.model.network import native_bfloat16
 from tests.conftest import run_cli
 
 TRAIN_ARGS = ["--hidden", "32", "--layers", "1", "--embed", "8", "--lanes", "4", "--seq-len", "32",
@@ -19,6 +20,7 @@ def test_tiny_model_learns_and_records_metadata(tiny_model, tiny_corpus):
     assert meta["corpus_manifest_hash"] == manifest["hash"]
     assert meta["steps"] == 300 and meta["chars_seen"] == 300 * 8 * 64
     assert "codelstm train" in meta["command"]
+    assert meta["precision"] == ("bfloat16" if native_bfloat16() else "float32")  # what auto resolved to
     # a uniform guess costs 8 bits per byte; the repetitive corpus is far more predictable once learned
     assert meta["best_val_bpc"] < 2.5
     history = [json.loads(line) for line in (tiny_model / "metrics.jsonl").read_text().splitlines()]
@@ -48,6 +50,21 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
     b, _ = load_checkpoint(tmp_path / "straight" / "last")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert (x - y).abs().max() < 5e-3, name
+
+
+def test_bfloat16_learns_as_float32_does(tiny_corpus, tmp_path):
+    """bfloat16 autocast is the default wherever the CPU runs it natively; it must not cost the model."""
+    best = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / precision
+        result = run_cli("train", "--data", str(tiny_corpus), "--out", str(out), "--steps", "150", "--hidden", "64",
+                         "--layers", "1", "--embed", "16", "--lanes", "8", "--seq-len", "64", "--lr", "0.01",
+                         "--eval-interval", "150", "--precision", precision, "--threads", "1", "--quiet")
+        assert result.returncode == 0, result.stderr
+        meta = json.loads((out / "config.json").read_text())["training"]
+        assert meta["precision"] == precision
+        best[precision] = meta["best_val_bpc"]
+    assert best["float32"] < 3.0 and abs(best["bfloat16"] - best["float32"]) < 0.15, best
 
 
 def test_fine_tune_from_a_checkpoint_keeps_its_architecture(tiny_model, tiny_corpus, tmp_path):

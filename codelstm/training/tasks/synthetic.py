@@ -115,7 +115,8 @@ def train_task(task: Task, out: Path, seed: int = 0, steps: int | None = None, e
     data = write_corpus(task, out / "corpus", seed=seed, exclude=exclude)
     cfg = TrainConfig(data=data, out=out / "model", model=task.model, steps=steps or task.steps, lanes=task.lanes,
                       seq_len=task.seq_len, lr=task.lr, warmup_steps=50, eval_interval=10**9, eval_bytes=4000,
-                      seed=seed, device="cpu", threads=1, progress=progress)
+                      seed=seed, device="cpu", threads=1, progress=progress,
+                      precision="float32")  # ten-unit cells: bfloat16's rounding is their whole signal
     trainer = Trainer(cfg, command=f"synthetic task {task.name}")
     trainer.train()
     return trainer.model.eval()
