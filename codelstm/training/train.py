@@ -87,6 +87,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def lineage(training: dict[str, Any]) -> dict[str, Any]:
+    """What a fine-tuned model inherits in its config.json: how its starting checkpoint was trained, with
+    that checkpoint's own lineage nested, so a model continued several times still tells its whole story."""
+    keys = ("command", "date", "steps", "chars_seen", "val_bpc", "init")
+    inherited = {k: training[k] for k in keys if training.get(k) is not None}
+    inherited["chars_seen_total"] = total_chars_seen(training)
+    if "bpc" in training.get("eval", {}):
+        inherited["eval_bpc"] = training["eval"]["bpc"]
+    return inherited
+
+
+def total_chars_seen(training: dict[str, Any]) -> int:
+    """Characters a checkpoint has seen since random initialisation, through its chain of `init` records."""
+    if training.get("chars_seen_total") is not None:
+        return int(training["chars_seen_total"])
+    parent = training.get("init")
+    return int(training.get("chars_seen") or 0) + (total_chars_seen(parent) if isinstance(parent, dict) else 0)
+
+
 def _manifest(data: Path) -> dict[str, Any]:
     path = data / "manifest.json"
     if not path.is_file():
@@ -165,7 +184,7 @@ class Trainer:
                 model, meta = load_checkpoint(cfg.init)
             except CheckpointError as e:
                 raise TrainingError(str(e)) from None
-            self.init_meta = {"path": str(cfg.init), "val_bpc": meta.get("training", {}).get("val_bpc")}
+            self.init_meta = {"path": str(cfg.init), **lineage(meta.get("training", {}))}
             model.train()
             return model
         return ByteLM(cfg.model)
@@ -354,6 +373,7 @@ class Trainer:
             "corpus_bytes": {k: v["bytes"] for k, v in self.manifest.get("splits", {}).items()},
             "steps": self.step,
             "chars_seen": self.chars_seen,
+            "chars_seen_total": self.chars_seen + total_chars_seen(self.init_meta or {}),
             "val_bpc": round(val_bpc, 4),
             "best_val_bpc": round(min(self.best_bpc, val_bpc), 4),
             "val_bytes": sum(len(d) for d in self.val_docs),

@@ -73,7 +73,18 @@ def test_fine_tune_from_a_checkpoint_keeps_its_architecture(tiny_model, tiny_cor
     assert result.returncode == 0, result.stderr
     _, config = load_checkpoint(tmp_path / "ft" / "last")
     assert config["architecture"]["hidden_size"] == 64
-    assert config["training"]["init"]["path"] == str(tiny_model)
+    training = config["training"]
+    assert training["init"]["path"] == str(tiny_model)
+    # the lineage travels: how the starting model was trained, and every character the result has seen
+    _, parent = load_checkpoint(tiny_model)
+    assert training["init"]["command"] == parent["training"]["command"]
+    assert training["chars_seen_total"] == 5 * 4 * 32 + parent["training"]["chars_seen"]
+    again = run_cli("train", "--data", str(tiny_corpus), "--out", str(tmp_path / "ft2"), "--init", str(tmp_path / "ft"),
+                    "--steps", "5", *TRAIN_ARGS)
+    assert again.returncode == 0, again.stderr
+    _, child = load_checkpoint(tmp_path / "ft2")
+    assert child["training"]["init"]["init"]["path"] == str(tiny_model)
+    assert child["training"]["chars_seen_total"] == training["chars_seen_total"] + 5 * 4 * 32
 
 
 def one_line_error(result) -> str:
