@@ -297,7 +297,7 @@ class Trainer:
             lr = lr_at(self.progress_fraction(elapsed), self.step, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            with use_onednn(True), autocast:  # ATen's bfloat16 LSTM is 20x slower than oneDNN's
+            with use_onednn(True), autocast:  # ATen's bfloat16 LSTM is 40x slower than oneDNN's
                 _, loss, state = self.forward_model(x, state, y)
                 state = tuple(s.detach() for s in state)
                 self.carried = state
