@@ -2,8 +2,9 @@
 
 Each compressor first reads a context (the standard-library files of the training split, or the whole
 training split: what the model learned from), then the held-out files as one stream; the held-out files
-cost the difference in compressed size. Windows are large enough to hold the whole context. Streaming lets a compressor also
-learn from earlier held-out files, which `codelstm eval` (fresh state per file) does not allow the model.
+cost the difference in compressed size. Windows are large enough to hold the whole context. Streaming
+lets a compressor also learn from earlier held-out files, which `codelstm eval` (fresh state per file)
+does not allow the model.
 
 Usage: python bench/compressors.py [--data data/default-corpus] [--stdlib-prefix python3.]
 Needs the `zstd` command (Debian package zstd); xz comes from Python's lzma.
@@ -18,12 +19,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from codelstm.model.config import DOC_SEPARATOR
+from codelstm.training.data import open_stream, split_documents
 
 
 def documents(data: Path, split: str) -> list[bytes]:
-    """The corpus's files of one split, in manifest order (the .bin holds them NUL-terminated)."""
-    return (data / f"{split}.bin").read_bytes().split(bytes([DOC_SEPARATOR]))[:-1]
+    """The corpus's files of one split, in manifest order."""
+    return split_documents(open_stream(data / f"{split}.bin"))
+
+
+def concatenated(docs: list[bytes]) -> bytes:
+    return b"".join(d + b"\n" for d in docs)
 
 
 def xz_bits(data: bytes) -> int:
@@ -49,10 +54,10 @@ def main() -> None:
     train_docs = documents(args.data, "train")
     if len(train_docs) != len(train_names):
         raise SystemExit(f"{args.data}: train.bin holds {len(train_docs)} files, the manifest lists {len(train_names)}")
-    stdlib = b"".join(d + b"\n" for n, d in zip(train_names, train_docs) if n.startswith(args.stdlib_prefix))
-    everything = b"".join(d + b"\n" for d in train_docs)
+    stdlib = concatenated([d for n, d in zip(train_names, train_docs) if n.startswith(args.stdlib_prefix)])
+    everything = concatenated(train_docs)
     held_out = documents(args.data, "val")
-    stream = b"".join(d + b"\n" for d in held_out)
+    stream = concatenated(held_out)
     text_bytes = sum(len(d) for d in held_out)
     print(f"context: standard library {len(stdlib):,} bytes, whole training split {len(everything):,} bytes; "
           f"held-out: {len(held_out)} files, {text_bytes:,} bytes")

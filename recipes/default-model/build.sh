@@ -22,9 +22,12 @@ cp runs/default-cont/config.json runs/default-cont/model.safetensors codelstm/de
 codelstm train --data data/default-corpus --init default --out runs/default-bf16 --minutes 105 --lanes 64 \
   --seq-len 128 --lr 1.5e-3 --warmup 200 --eval-interval 1500 --eval-bytes 300000 --half --threads 2 --no-report
 codelstm eval --model runs/default-bf16 --data data/default-corpus --record --json runs/default-bf16/eval.json
+# That run predates nested lineage in config.json: its `init` record (the previous model's, with a
+# "from" line naming its commit) and chars_seen_total were written in afterwards with train.lineage().
 cp runs/default-bf16/config.json runs/default-bf16/model.safetensors codelstm/default_model/
 # Then 70 more minutes from that model, 80 lanes (new lane offsets), peak lr 1e-3.
 codelstm train --data data/default-corpus --init default --out runs/default-bf16b --minutes 70 --lanes 80 \
   --seq-len 128 --lr 1e-3 --warmup 150 --eval-interval 1500 --eval-bytes 300000 --half --threads 2 --no-report
 codelstm eval --model runs/default-bf16b --data data/default-corpus --record --json runs/default-bf16b/eval.json
+# Its `init.path` (this machine's absolute path) was replaced by a "from" line naming the commit.
 cp runs/default-bf16b/config.json runs/default-bf16b/model.safetensors codelstm/default_model/
