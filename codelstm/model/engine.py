@@ -4,6 +4,15 @@
 prefix advances by one chunk, and every job in search gets one byte further in a single batched LSTM
 step shared by all of them. Jobs may join or leave between rounds (continuous batching); the caller
 (the server's worker thread, or `run` for scripts and tests) owns the loop.
+
+A job that raises fails alone: its error is kept on the job (`Job.error`) and its batch-mates go on.
+The batched model calls change no job until they return, so when one raises, every job of the round is
+run again on its own and only the one at fault fails; the per-job work after a batched call (search
+rules, cache writes) is guarded job by job.
+
+A long prefix read keeps its progress: the states it passes are written to the cache every
+`store_every` bytes and when the job is abandoned (deadline, cancellation), so the next request for
+the document resumes there instead of starting over.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from codelstm.model.cache import Checkpoint, StateCache
-from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many, step_searches
+from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
@@ -22,6 +31,7 @@ PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting long
 PARALLEL_ROWS = 16  # beams stepped together from which several threads beat one (bench/step_time.py)
 CHEAP_PREFILL = 16  # bytes: a read this short costs about one search step, so it never waits for company
 CONTEXT_TAIL = 256  # bytes of prefix the search rules look at (indentation, identifier state)
+STORE_EVERY = 1 << 16  # bytes: a long read writes its states to the cache this often (and when abandoned)
 
 
 @dataclass
@@ -51,10 +61,13 @@ class Job:
     new_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     search: Search | None = None
     result: EngineResult | None = None
+    error: Exception | None = None  # what failed this job alone; its batch-mates are unaffected
+    stored_to: int = 0  # bytes of `text` whose states were last written to the cache
 
     @property
     def done(self) -> bool:
-        return self.result is not None
+        """Finished, with a result or an error: no more rounds for it."""
+        return self.result is not None or self.error is not None
 
 
 def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:
@@ -69,7 +82,8 @@ def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:
 class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
-                 step_onednn: bool = False, prefill_wait_s: float = 0.1) -> None:
+                 step_onednn: bool = False, prefill_wait_s: float = 0.1, store_every: int = STORE_EVERY,
+                 name: str = "model") -> None:
         self.model = model.eval()
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
         self._onednn_from = None if not sequence_onednn else 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM
@@ -80,6 +94,8 @@ class InferenceEngine:
         self.cold_prefix_cap = cold_prefix_cap
         self.document_prefix_cap = document_prefix_cap
         self.prefill_chunk = prefill_chunk
+        self.store_every = store_every
+        self.name = name  # what responses call the model that computed them
 
     def start(self, request: EngineRequest) -> Job:
         doc = request.document_id if self.cache is not None else None
@@ -87,7 +103,7 @@ class InferenceEngine:
         offset, checkpoint = (0, None)
         if doc is not None and len(text) == len(request.prefix):
             offset, checkpoint = self.cache.lookup(doc, text)
-        return Job(request, text, offset, checkpoint, cached_chars=offset)
+        return Job(request, text, offset, checkpoint, cached_chars=offset, stored_to=offset)
 
     @torch.no_grad()
     def iterate(self, jobs: list[Job]) -> None:
@@ -96,15 +112,47 @@ class InferenceEngine:
         searching = [j for j in jobs if j.search is not None and not j.done]
         due = self._due_for_reading(reading, searching) if reading else []
         if due:
-            self._prefill_round(due)
+            self._isolated(self._prefill_round, due)
             searching = [j for j in jobs if j.search is not None and not j.done]
         if searching:
-            rows = sum(len(j.search.pending) for j in searching)
-            with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
-                step_searches(self.model, [j.search for j in searching])
-            for job in searching:
-                if job.search.done:
+            self._isolated(self._step_round, searching)
+
+    @staticmethod
+    def _isolated(round_fn, jobs: list[Job]) -> None:
+        """Run a batched round; if its batched model call raises, run each job alone so only the one at
+        fault fails. Safe because the batched calls change no job before they return."""
+        try:
+            round_fn(jobs)
+        except Exception as e:  # noqa: BLE001 - one job's failure must not fail its batch-mates
+            if len(jobs) == 1:
+                jobs[0].error = e
+                return
+            for job in jobs:
+                try:
+                    round_fn([job])
+                except Exception as alone:  # noqa: BLE001
+                    job.error = alone
+
+    def _step_round(self, jobs: list[Job]) -> None:
+        """One batched LSTM step for every live beam of every job, then each job's search rules on its own
+        rows (as `generate.step_searches`, with each job's rules guarded so a failing one fails alone)."""
+        searches = [j.search for j in jobs]
+        rows = sum(len(s.pending) for s in searches)
+        with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
+            inputs = torch.cat([s.pending for s in searches]).to(self.model.device)
+            state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
+            logits, new_state = self.model.step(inputs, state)
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        offset = 0
+        for job, search in zip(jobs, searches):
+            k = len(search.pending)
+            try:
+                search.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state))
+                if search.done:
                     self._finish(job)
+            except Exception as e:  # noqa: BLE001
+                job.error = e
+            offset += k
 
     def _due_for_reading(self, reading: list[Job], searching: list[Job]) -> list[Job]:
         """Which prefixes to read this round; the others let searches step while they gather.
@@ -142,23 +190,41 @@ class InferenceEngine:
         for (job, end), checkpoint in zip(moving, read):
             job.fed_chars += end - job.position
             job.position, job.checkpoint = end, checkpoint
-        interval = self.checkpoint_interval
         for job in jobs:
-            end = job.position
-            if end % interval == 0 or end == len(job.text):
-                job.new_checkpoints[end] = job.checkpoint
-            if end == len(job.text):
+            try:
+                self._after_read(job)
+            except Exception as e:  # noqa: BLE001 - e.g. a stop string the search cannot encode
+                job.error = e
+
+    def _after_read(self, job: Job) -> None:
+        """Keep the state just reached; at the end of the prefix, store the document and start the search."""
+        end = job.position
+        if end % self.checkpoint_interval == 0 or end == len(job.text):
+            job.new_checkpoints[end] = job.checkpoint
+        if end < len(job.text):
+            if end - job.stored_to >= self.store_every:
                 self._store(job)
-                state, logits = job.checkpoint
-                job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:])
-                if job.search.done:
-                    self._finish(job)
+            return
+        self._store(job)
+        state, logits = job.checkpoint
+        job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:])
+        if job.search.done:
+            self._finish(job)
+
+    def abandon(self, job: Job) -> None:
+        """The job leaves unfinished (deadline, cancellation): keep what it read for the next request."""
+        if job.search is None and job.position > job.stored_to:
+            self._store(job)
 
     def _store(self, job: Job) -> None:
+        """Write the job's new states to the cache; the document's text is the whole prefix, so a later
+        request resumes at the furthest state stored before its first differing byte."""
         doc = job.request.document_id
-        if self.cache is None or doc is None or len(job.text) != len(job.request.prefix):
+        if self.cache is None or doc is None or len(job.text) != len(job.request.prefix) or not job.new_checkpoints:
             return
         self.cache.store(doc, job.text, job.new_checkpoints)
+        job.new_checkpoints = {}
+        job.stored_to = job.position
 
     def _finish(self, job: Job) -> None:
         results = job.search.results()
@@ -175,4 +241,7 @@ class InferenceEngine:
         jobs = [self.start(r) for r in requests]
         while not all(j.done for j in jobs):
             self.iterate([j for j in jobs if not j.done])
+        failed = next((j.error for j in jobs if j.error is not None), None)
+        if failed is not None:
+            raise failed
         return [j.result for j in jobs]

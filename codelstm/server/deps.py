@@ -18,8 +18,11 @@ def get_settings(request: Request) -> ServerSettings:
 
 def get_service(request: Request) -> CompletionService:
     service = request.app.state.service
-    if service is None or not service.ready:
+    if service is None or not service.loaded_ok:
         raise APIError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
+    if service.draining:
+        raise APIError(503, "shutting_down", "the server is shutting down; retry (on another replica)",
+                       {"Retry-After": "1"})
     return service
 
 
@@ -28,6 +31,11 @@ def _bearer(request: Request) -> str | None:
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
     return request.headers.get("x-api-key")
+
+
+def client_key(request: Request) -> str | None:
+    """The key the request came with: what scopes its documents (one user's request never supersedes another's)."""
+    return _bearer(request)
 
 
 def _matches(key: str | None, allowed: list[str]) -> bool:
@@ -42,12 +50,20 @@ def require_api_key(request: Request, settings: Annotated[ServerSettings, Depend
 
 def require_admin_key(request: Request, settings: Annotated[ServerSettings, Depends(get_settings)]) -> None:
     if not settings.admin_key:
-        raise APIError(403, "forbidden", "model reload is disabled: set CODELSTM_ADMIN_KEY")
+        raise APIError(403, "forbidden", "this endpoint needs the admin key, and none is set: set CODELSTM_ADMIN_KEY")
     if not _matches(_bearer(request), [settings.admin_key]):
         raise APIError(401, "unauthorized", "missing or invalid admin key", {"WWW-Authenticate": "Bearer"})
+
+
+def require_trainer(request: Request, settings: Annotated[ServerSettings, Depends(get_settings)]) -> None:
+    """Work that burns CPU on demand (training the explorer's task models) is an admin's once anyone but this
+    machine can reach the service or keys are configured; on a loopback server without keys it is open."""
+    if settings.api_keys or not settings.loopback:
+        require_admin_key(request, settings)
 
 
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 ServiceDep = Annotated[CompletionService, Depends(get_service)]
 ApiKey = Depends(require_api_key)
 AdminKey = Depends(require_admin_key)
+TrainerKey = Depends(require_trainer)

@@ -22,11 +22,25 @@ def error_response(status: int, type_: str, message: str, headers: dict[str, str
     return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status, headers=headers)
 
 
+def _field(loc: tuple) -> str:
+    """The field's path, without pydantic's union-branch tags ("function-after[...]", "literal[0]")."""
+    parts = [str(p) for p in loc if p != "body" and (isinstance(p, int) or str(p).isidentifier())]
+    return ".".join(parts) or "body"
+
+
 def _describe_validation(exc: RequestValidationError) -> str:
+    """One clause per field, naming it; for a field of several accepted types (OpenAI's `stop`: a string
+    or a list), the branch that matched the input's type says what is wrong, not "should be a list"."""
+    by_field: dict[str, list[str]] = {}
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        found = by_field.setdefault(_field(err.get("loc", ())), [])
+        if msg not in found:
+            found.append(msg)
     parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    for name, msgs in list(by_field.items())[:5]:
+        specific = [m for m in msgs if not m.startswith("Input should be a valid")] or msgs
+        parts.append(f"{name}: {' or '.join(specific)}")
     return "; ".join(parts) or "invalid request"
 
 

@@ -30,14 +30,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            service.stop()
+            await asyncio.to_thread(service.stop, settings.shutdown_grace_s)
 
     app = FastAPI(title="codelstm", version=__version__, lifespan=lifespan,
                   description="Code completion from a byte-level LSTM (SPEC section 5).")
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
-    app.state.workbench = Workbench()  # the neuron explorer's task models and trace cache
+    app.state.workbench = Workbench(settings.explore_cache_mb << 20)  # the explorer's task models and traces
     install_error_handlers(app)
     app.include_router(complete.router)
     app.include_router(model.router)

@@ -17,7 +17,10 @@ class ServiceMetrics:
         self.batch_size = Histogram("codelstm_batch_size", "Requests advanced together per worker round",
                                     buckets=BATCH_BUCKETS, registry=r)
         self.queue_depth = Gauge("codelstm_queue_depth", "Requests waiting or running", registry=r)
-        self.requests = Counter("codelstm_requests_total", "Completion requests by outcome", ["outcome"], registry=r)
+        self.requests = Counter("codelstm_requests_total", "Completion requests by outcome (ok, timeout, overloaded, "
+                                "cancelled, superseded, shutting_down, failed)", ["outcome"], registry=r)
+        self.worker_restarts = Gauge("codelstm_worker_restarts", "Times the batching worker died and was restarted",
+                                     registry=r)
         self.fed_chars = Counter("codelstm_fed_chars_total", "Prefix bytes the model had to read", registry=r)
         self.cached_chars = Counter("codelstm_cached_chars_total", "Prefix bytes skipped thanks to the cache",
                                     registry=r)

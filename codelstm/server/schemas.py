@@ -1,31 +1,63 @@
-"""Request and response bodies of the HTTP API (SPEC section 5)."""
+"""Request and response bodies of the HTTP API (SPEC section 5).
+
+Every field is checked here, at the edge, with the same rules for the native and the OpenAI-style
+endpoint: text that cannot be encoded as UTF-8 (lone surrogates), stop strings that are empty or
+long, temperatures that make sampling degenerate. A request that passes never fails inside the
+worker because of its own fields.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
+from typing_extensions import Annotated
+
+MAX_STOPS = 8
+MAX_STOP_CHARS = 64
+MIN_TEMPERATURE = 1e-3  # below this, softmax(logits / T) is a one-hot in float32 anyway: use beam search
+MAX_TEMPERATURE = 10.0  # above this, sampling is noise
+
+
+def _utf8(value: str) -> str:
+    """Reject lone surrogates (JSON allows "\\ud800"; UTF-8 cannot carry it), naming the position."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: "
+                         "text must be valid Unicode") from None
+    return value
+
+
+def _stops(value: list[str]) -> list[str]:
+    for i, s in enumerate(value):
+        if not 1 <= len(s) <= MAX_STOP_CHARS:
+            raise ValueError(f"stop string {i} has {len(s)} characters: each must have 1 to {MAX_STOP_CHARS}")
+    return value
+
+
+def _stop(value: str) -> str:
+    return _stops([value])[0]
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+StopString = Annotated[Text, AfterValidator(_stop)]
+StopList = Annotated[list[Text], Field(max_length=MAX_STOPS), AfterValidator(_stops)]
+Temperature = Annotated[float, Field(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)]
 
 
 class CompleteRequest(BaseModel):
-    prefix: str
-    suffix: str = ""
-    document_id: str | None = Field(None, max_length=2048)
-    language: str | None = Field(None, max_length=64)
+    prefix: Text
+    suffix: Text = ""
+    document_id: Text | None = Field(None, max_length=2048)
+    language: Text | None = Field(None, max_length=64)
     mode: Literal["token", "line", "block"] = "line"
     max_chars: int = Field(64, ge=1, le=512)
     n: int = Field(3, ge=1, le=16)
     beam_width: int | None = Field(None, ge=1, le=32)
-    stop: list[str] = Field(default_factory=list, max_length=8)
-    temperature: float | None = Field(None, gt=0, le=10)
-    seed: int | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops_not_empty(cls, value: list[str]) -> list[str]:
-        if any(not s or len(s) > 64 for s in value):
-            raise ValueError("stop strings must be 1 to 64 characters")
-        return value
+    stop: StopList = Field(default_factory=list)
+    temperature: Temperature | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class CompletionOut(BaseModel):
@@ -59,17 +91,24 @@ class OpenAICompletionsRequest(BaseModel):
     """The subset of OpenAI's /v1/completions that editor plugins send; max_tokens counts characters."""
 
     model: str | None = None
-    prompt: str
-    suffix: str | None = None
+    prompt: Text
+    suffix: Text | None = None
     max_tokens: int = Field(64, ge=1, le=512)
     n: int = Field(1, ge=1, le=16)
-    stop: str | list[str] | None = None
-    temperature: float | None = Field(None, ge=0, le=10)
+    stop: StopString | StopList | None = None  # OpenAI accepts one string or a list
+    temperature: Literal[0] | Temperature | None = None  # 0 or null: beam search
     user: str | None = None
+
+    def native(self) -> CompleteRequest:
+        """The same request for /v1/complete; every field was already checked by the same rules."""
+        stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        return CompleteRequest(prefix=self.prompt, suffix=self.suffix or "",
+                               mode="block" if self.max_tokens > 80 else "line", max_chars=self.max_tokens,
+                               n=self.n, stop=stop, temperature=self.temperature or None)
 
 
 class ReloadRequest(BaseModel):
-    path: str
+    path: Text = Field(min_length=1, max_length=4096)  # a checkpoint folder under CODELSTM_MODELS_DIR
 
 
 class ErrorBody(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import os
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Hashable
 
 import torch
 
@@ -19,7 +20,8 @@ from codelstm.model.engine import EngineRequest, InferenceEngine
 from codelstm.model.generate import SearchSpec
 from codelstm.model.network import native_bfloat16
 from codelstm.paths import DEFAULT_MODEL
-from codelstm.server.batcher import Batcher, DeadlineExceeded, Overloaded
+from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFailed, Overloaded, ShuttingDown,
+                                     Superseded)
 from codelstm.server.errors import APIError
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
@@ -42,11 +44,24 @@ class CompletionService:
         self.metrics = metrics
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
+        self.draining = False  # set on SIGTERM: new work gets 503, work in flight finishes
         self._reload_lock = asyncio.Lock()
+        self._stopped = threading.Event()
 
     @property
-    def ready(self) -> bool:
+    def loaded_ok(self) -> bool:
+        """The model is loaded and the worker exists (it may be restarting)."""
         return self.loaded is not None and self.batcher is not None
+
+    def readiness(self) -> str | None:
+        """None when ready for new work, else why not (what /readyz answers with 503)."""
+        if not self.loaded_ok:
+            return "the model is not loaded yet"
+        if self.draining:
+            return "the server is draining before shutdown"
+        if not self.batcher.alive:
+            return "the batching worker is down and being restarted"
+        return None
 
     def _load(self, path: Path, name: str) -> LoadedModel:
         model, config = load_checkpoint(path)
@@ -62,7 +77,7 @@ class CompletionService:
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
                                  sequence_onednn=self.settings.onednn_prefill or bfloat16,
                                  step_onednn=self.settings.onednn or bfloat16,
-                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000)
+                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name)
         return LoadedModel(name, path, config, engine)
 
     def compute_dtype(self) -> torch.dtype:
@@ -84,22 +99,82 @@ class CompletionService:
         self.batcher.start()
         log.info("serving %s from %s", self.loaded.name, path)
 
-    def stop(self) -> None:
-        if self.batcher is not None:
-            self.batcher.stop()
+    def drain(self) -> None:
+        """Stop taking new work (503 + Retry-After, /readyz 503); requests in flight go on."""
+        self.draining = True
+
+    def stop(self, grace_s: float = 0.0) -> None:
+        """Let requests in flight finish for up to `grace_s`, then answer the rest 503 (idempotent)."""
+        self.draining = True
+        if self.batcher is not None and not self._stopped.is_set():
+            self._stopped.set()
+            self.batcher.stop(grace_s)
+
+    def models_root(self) -> Path:
+        return self.settings.models_dir.resolve()
+
+    def _checkpoint_under_root(self, path: str) -> tuple[Path, str]:
+        """The checkpoint folder `path` names (relative to the models folder, or absolute inside it), and
+        how errors may call it: never a path outside the models folder, never whether one exists."""
+        root = self.models_root()
+        target = (root / path).resolve()
+        if not target.is_relative_to(root):
+            raise APIError(403, "forbidden", "reload loads only checkpoints inside the models folder "
+                                             "(CODELSTM_MODELS_DIR); give a path relative to it")
+        shown = target.relative_to(root).as_posix() or "."
+        if not target.is_dir():
+            raise APIError(400, "invalid_checkpoint", f"no checkpoint folder {shown!r} in the models folder")
+        return target, shown
 
     async def reload(self, path: str) -> LoadedModel:
         """Load a checkpoint off the event loop, then swap it in; requests in flight finish on the old one."""
         async with self._reload_lock:
-            target = Path(path)
+            target, shown = self._checkpoint_under_root(path)
             try:
                 loaded = await asyncio.to_thread(self._load, target, target.name or "model")
             except CheckpointError as e:
-                raise APIError(400, "invalid_checkpoint", str(e)) from None
+                raise APIError(400, "invalid_checkpoint", str(e).replace(str(target), shown)) from None
+            except OSError as e:
+                raise APIError(400, "invalid_checkpoint", f"cannot read checkpoint {shown!r}: "
+                                                          f"{e.strerror or type(e).__name__}") from None
             self.batcher.swap_engine(loaded.engine)
             self.loaded = loaded
             log.info("reloaded model from %s", target)
             return loaded
+
+    async def _submit(self, request: EngineRequest, key: Hashable | None, disconnected: Awaitable[None] | None):
+        """The batcher's outcome, or the APIError its failure means for this client."""
+        m = self.metrics.requests
+        submit = asyncio.ensure_future(self.batcher.submit(request, self.settings.request_timeout_s, key))
+        watcher = asyncio.ensure_future(disconnected) if disconnected is not None else None
+        try:
+            if watcher is not None:
+                await asyncio.wait({submit, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not submit.done():
+                    submit.cancel()
+                    m.labels("cancelled").inc()
+                    raise APIError(499, "cancelled", "the client closed the connection")
+            return await submit
+        except Overloaded as e:
+            m.labels("overloaded").inc()
+            raise APIError(503, "overloaded", f"server busy: {e}", {"Retry-After": "1"}) from None
+        except DeadlineExceeded as e:
+            m.labels("timeout").inc()
+            raise APIError(504, "timeout", str(e)) from None
+        except Superseded as e:
+            m.labels("superseded").inc()
+            raise APIError(409, "superseded", str(e)) from None
+        except ShuttingDown as e:
+            m.labels("shutting_down").inc()
+            raise APIError(503, "shutting_down", str(e), {"Retry-After": "1"}) from None
+        except (JobFailed, Cancelled) as e:
+            m.labels("failed").inc()
+            raise APIError(500, "internal_error", f"this completion failed ({e}); other requests were not affected") from None
+        finally:
+            if not submit.done():
+                submit.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     def describe(self) -> dict[str, Any]:
         loaded = self.loaded
@@ -113,20 +188,17 @@ class CompletionService:
             "compute_dtype": str(loaded.engine.model.dtype).removeprefix("torch."),
         }
 
-    async def complete(self, req: CompleteRequest) -> CompleteResponse:
+    async def complete(self, req: CompleteRequest, scope: str | None = None,
+                       disconnected: Awaitable[None] | None = None) -> CompleteResponse:
+        """Queue the request and wait for it. `scope` (the API key) with the document id is what a newer
+        request supersedes; `disconnected` resolves when the client goes away, which cancels the job."""
         t0 = time.perf_counter()
         spec = SearchSpec(mode=req.mode, max_chars=req.max_chars, n=req.n, beam_width=req.beam_width,
                           stop=tuple(req.stop), suffix=req.suffix, temperature=req.temperature, seed=req.seed)
-        request = EngineRequest(req.prefix.encode("utf-8", errors="surrogatepass"), spec, req.document_id)
+        request = EngineRequest(req.prefix.encode("utf-8"), spec, req.document_id)
+        key: Hashable | None = (scope, req.document_id) if self.settings.supersede and req.document_id else None
         self.metrics.queue_depth.set(self.batcher.depth)
-        try:
-            outcome = await self.batcher.submit(request, self.settings.request_timeout_s)
-        except Overloaded as e:
-            self.metrics.requests.labels("overloaded").inc()
-            raise APIError(503, "overloaded", f"server busy: {e}", {"Retry-After": "1"}) from None
-        except DeadlineExceeded as e:
-            self.metrics.requests.labels("timeout").inc()
-            raise APIError(504, "timeout", str(e)) from None
+        outcome = await self._submit(request, key, disconnected)
         result = outcome.result
         total = (time.perf_counter() - t0) * 1000
         m = self.metrics
@@ -141,7 +213,7 @@ class CompletionService:
             m.cache_bytes.set(cache.nbytes)
         return CompleteResponse(
             id=f"cmpl-{uuid.uuid4().hex[:16]}",
-            model=self.loaded.name,
+            model=outcome.engine.name,
             completions=[CompletionOut(text=c.text, logprob=round(c.logprob, 4), finish_reason=c.finish_reason)
                          for c in result.completions],
             usage=Usage(prefix_chars=len(req.prefix), fed_chars=result.fed_chars, cached_chars=result.cached_chars,

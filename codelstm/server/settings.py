@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from typing import Literal
@@ -16,7 +17,8 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    model_path: Path | None = None  # None: the bundled default model
+    model_path: Path | None = None  # None (or empty, as compose passes an unset variable): the bundled model
+    models_dir: Path = Path("models")  # /v1/model/reload loads only checkpoints inside this folder
     model_name: str = "default"
     api_keys: Annotated[list[str], NoDecode] = []  # comma-separated; empty: no authentication
     admin_key: str | None = None  # needed for /v1/model/reload; unset: reload disabled
@@ -25,6 +27,8 @@ class ServerSettings(BaseSettings):
     batch_window_ms: float = Field(2.0, ge=0.0)  # how long a lone request waits for company
     max_batch: int = Field(64, ge=1)  # requests advanced together
     request_timeout_s: float = Field(10.0, gt=0)  # deadline per request
+    supersede: bool = True  # a new request with the same document_id (and key) replaces the older one in flight
+    shutdown_grace_s: float = Field(10.0, ge=0)  # on SIGTERM, how long requests in flight may still run
     cache_mb: int = Field(256, ge=0)  # state cache budget; 0 disables the cache
     cache_interval: int = Field(256, ge=16)  # bytes between cached states
     cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
@@ -35,6 +39,18 @@ class ServerSettings(BaseSettings):
     quantize: Literal["none", "int8"] = "none"  # int8: dynamic quantisation of LSTM and output weights
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU computes it natively
     explore_max_chars: int = Field(8192, ge=16, le=1 << 20)  # UTF-8 bytes the neuron explorer traces per request
+    explore_cache_mb: int = Field(512, ge=0)  # memory for the explorer's recent traces (least recently used go)
+
+    @field_validator("model_path", "admin_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """docker compose passes an unset ${VAR:-} as "": that means the default, not Path('.')."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def loopback(self) -> bool:
+        """Bound to this machine only (127.0.0.0/8, ::1, localhost): nobody else can reach the service."""
+        return is_loopback(self.host)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -42,3 +58,12 @@ class ServerSettings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

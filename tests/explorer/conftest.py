@@ -12,6 +12,7 @@ from codelstm.paths import DEFAULT_MODEL
 from tests.conftest import running_server
 
 API_KEY = "explore-key"
+ADMIN_KEY = "explore-admin"  # training task models burns CPU: an admin's, once keys are configured
 MAX_CHARS = 4096
 DATA = Path(__file__).resolve().parent / "test_data"
 PYTHON_FILE = DATA / "inventory.py"
@@ -19,7 +20,7 @@ PYTHON_FILE = DATA / "inventory.py"
 
 @pytest.fixture(scope="package")
 def server():
-    with running_server(DEFAULT_MODEL, api_keys=API_KEY, explore_max_chars=str(MAX_CHARS)) as url:
+    with running_server(DEFAULT_MODEL, api_keys=API_KEY, admin_key=ADMIN_KEY, explore_max_chars=str(MAX_CHARS)) as url:
         yield url
 
 
@@ -33,6 +34,6 @@ def client(server):
 def counting(server) -> dict:
     """The counting experiment trained by the service itself (POST /v1/explore/tasks/counting/train)."""
     r = httpx.post(f"{server}/v1/explore/tasks/counting/train", json={}, timeout=300,
-                   headers={"Authorization": f"Bearer {API_KEY}"})
+                   headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert r.status_code == 200, r.text
     return r.json()

@@ -10,7 +10,7 @@ from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
 from codelstm.model.activations import trace
 from codelstm.paths import DEFAULT_MODEL
 from tests.conftest import running_server
-from tests.explorer.conftest import MAX_CHARS, PYTHON_FILE
+from tests.explorer.conftest import ADMIN_KEY, MAX_CHARS, PYTHON_FILE
 
 CODE = "def f(x):\n\tif x:  # é\n\t\treturn [x, 'a']\n"
 
@@ -91,7 +91,8 @@ def test_find_neurons_on_a_python_file(client):
     ("/v1/explore/tasks/counting/train", {"steps": 1}, 422, "steps"),
 ])
 def test_bad_input_is_a_clear_4xx(client, path, body, status, message):
-    r = client.post(path, json=body)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"} if path.endswith("/train") else {}  # training: admin's
+    r = client.post(path, json=body, headers=admin)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert message in error["message"] and error["type"] and "Traceback" not in r.text
@@ -114,6 +115,11 @@ def test_models_listing(client):
     assert served["quantities"] == ["h", "c", "i", "f", "o", "g"] and served["features"][0] == "indent_depth"
     counting = models[1]
     assert counting["sample"].count("\0") == 11 and counting["features"][0] == "a_minus_b"
+
+
+def test_training_needs_the_admin_key(client):
+    r = client.post("/v1/explore/tasks/state/train", json={"steps": 10})  # a user's key, not the admin's
+    assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
 
 
 def test_explorer_needs_the_key(server):

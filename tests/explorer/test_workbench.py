@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codelstm.explorer.workbench import TrainingBusy, Workbench
+from codelstm.explorer.workbench import TrainingBusy, Workbench, trace_nbytes
 from codelstm.model import ByteLM, ModelConfig
 
 
@@ -14,15 +14,25 @@ def model(seed: int) -> ByteLM:
     return ByteLM(ModelConfig(embed_dim=8, hidden_size=8, num_layers=1)).eval()
 
 
-def test_traces_are_cached_per_model_and_text():
-    wb = Workbench(cache_size=2)
+def test_traces_are_cached_per_model_and_text_within_a_byte_budget():
     a, b = model(0), model(1)
+    size = trace_nbytes(Workbench().trace(a, b"x = 1\n"))  # 6 bytes x 6 quantities x 8 units x 4 bytes
+    assert size == 6 * 6 * 8 * 4
+    wb = Workbench(budget_bytes=2 * size)  # room for two such traces
     first = wb.trace(a, b"x = 1\n")
     assert wb.trace(a, b"x = 1\n") is first  # the page's next click costs nothing
     assert wb.trace(b, b"x = 1\n") is not first  # another model reads it afresh
     assert not torch.equal(wb.trace(b, b"x = 1\n").layers[0]["h"], first.layers[0]["h"])
+    assert wb.nbytes == 2 * size and len(wb) == 2
     wb.trace(a, b"y = 2\n")
-    assert wb.trace(a, b"x = 1\n") is not first  # evicted: at most cache_size traces are kept
+    assert wb.nbytes <= wb.budget and len(wb) == 2
+    assert wb.trace(a, b"x = 1\n") is not first  # evicted: the least recently used went first
+
+
+def test_a_trace_over_the_budget_is_not_kept():
+    wb = Workbench(budget_bytes=100)
+    wb.trace(model(0), b"x = 1\n")
+    assert len(wb) == 0 and wb.nbytes == 0
 
 
 def test_training_is_one_at_a_time():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -44,6 +45,28 @@ def test_invalid_fields_are_422(client, body):
     r = client.post("/v1/complete", json=body)
     assert r.status_code == 422
     assert r.json()["error"]["type"] == "invalid_request" and "Traceback" not in r.text
+
+
+# (field, value): the same rules on both endpoints; "\ud800" is a lone surrogate, legal in JSON, not in UTF-8
+BAD_FIELDS = [("prefix", "def f\ud800"), ("suffix", "\udc00)"), ("stop", ["\ud800"]), ("stop", [""]),
+              ("stop", ["x" * 65]), ("stop", ["a"] * 9), ("temperature", 1e-45), ("temperature", 11)]
+OPENAI_NAMES = {"prefix": "prompt"}
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/complete", "/v1/completions"])
+@pytest.mark.parametrize("field,value", BAD_FIELDS)
+def test_bad_field_is_422_naming_it_on_both_endpoints(client, endpoint, field, value):
+    name = OPENAI_NAMES.get(field, field) if endpoint == "/v1/completions" else field
+    body = {"prefix": "def f(x):\n    return ", "prompt": "def f(x):\n    return ", name: value}
+    r = client.post(endpoint, content=json.dumps(body), headers={"content-type": "application/json"})  # \ud800 escapes
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request" and error["message"].startswith(f"{name}")
+
+
+def test_openai_single_stop_string_and_zero_temperature_are_accepted(client):
+    r = client.post("/v1/completions", json={"prompt": PREFIX, "stop": ")", "temperature": 0, "max_tokens": 8})
+    assert r.status_code == 200, r.text
 
 
 def test_malformed_bodies(client):
@@ -145,29 +168,44 @@ def test_overload_gives_503_with_retry_after(tiny_model):
 
 def test_reload_under_load_drops_nothing(tiny_model, tmp_path):
     import shutil
+    import time
 
     other = tmp_path / "other"
     shutil.copytree(tiny_model, other)
-    with running_server(tiny_model, admin_key=ADMIN_KEY) as url:
+    with running_server(tiny_model, admin_key=ADMIN_KEY, models_dir=str(tmp_path)) as url:
         async def load_and_reload():
+            reloaded = asyncio.Event()
             async with httpx.AsyncClient(base_url=url, timeout=60) as c:
                 async def worker():
-                    return [await c.post("/v1/complete", json={"prefix": PREFIX, "n": 2}) for _ in range(8)]
+                    timed = []
+                    while not reloaded.is_set() or len(timed) < 2:  # keep load on until after the swap
+                        sent = time.monotonic()
+                        r = await c.post("/v1/complete", json={"prefix": PREFIX, "n": 8, "mode": "block",
+                                                               "max_chars": 300})
+                        timed.append((sent, time.monotonic(), r))
+                    return timed
 
                 async def reload():
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(0.3)
                     bad = await c.post("/v1/model/reload", json={"path": str(other)})
+                    sent = time.monotonic()
                     ok = await c.post("/v1/model/reload", json={"path": str(other)},
                                       headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                    window = (sent, time.monotonic())
+                    reloaded.set()
                     broken = await c.post("/v1/model/reload", json={"path": str(tmp_path / "none")},
                                           headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-                    return bad, ok, broken
+                    return bad, ok, window, broken
 
-                *loads, (bad, ok, broken) = await asyncio.gather(*[worker() for _ in range(4)], reload())
-                return [r for batch in loads for r in batch], bad, ok, broken
+                *loads, (bad, ok, window, broken) = await asyncio.gather(*[worker() for _ in range(4)], reload())
+                return [t for batch in loads for t in batch], bad, ok, window, broken
 
-        responses, bad, ok, broken = asyncio.run(load_and_reload())
+        timed, bad, ok, window, broken = asyncio.run(load_and_reload())
+        responses = [r for _, _, r in timed]
         assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+        spanning = [r for sent, done, r in timed if sent < window[0] and done > window[1]]
+        assert spanning, "no request was in flight for the whole reload: the test proved nothing"
+        assert {r.json()["model"] for r in responses} == {tiny_model.name, "other"}  # both models answered
         assert bad.status_code == 401 and ok.status_code == 200 and ok.json()["path"] == str(other)
-        assert broken.status_code == 400 and "not found" in broken.json()["error"]["message"]
+        assert broken.status_code == 400 and "no checkpoint folder 'none'" in broken.json()["error"]["message"]
         assert httpx.get(f"{url}/v1/model").json()["path"] == str(other)

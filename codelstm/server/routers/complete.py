@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from codelstm.server.deps import ApiKey, ServiceDep
+from codelstm.server.deps import ApiKey, ServiceDep, client_key
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, OpenAICompletionsRequest
 
 router = APIRouter(prefix="/v1", tags=["completion"], dependencies=[ApiKey])
 
 
+async def disconnected(request: Request) -> None:
+    """Resolves when the client closes the connection (the body is read: only the disconnect is left)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 @router.post("/complete", response_model=CompleteResponse)
-async def complete(body: CompleteRequest, service: ServiceDep) -> CompleteResponse:
+async def complete(body: CompleteRequest, request: Request, service: ServiceDep) -> CompleteResponse:
     """Complete the text before the cursor."""
-    return await service.complete(body)
+    return await service.complete(body, client_key(request), disconnected(request))
 
 
 @router.post("/completions")
-async def openai_completions(body: OpenAICompletionsRequest, service: ServiceDep) -> dict:
+async def openai_completions(body: OpenAICompletionsRequest, request: Request, service: ServiceDep) -> dict:
     """OpenAI-style completions (max_tokens counts characters); temperature 0 or absent means beam search."""
-    stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
-    native = CompleteRequest(prefix=body.prompt, suffix=body.suffix or "", mode="block" if body.max_tokens > 80 else "line",
-                             max_chars=body.max_tokens, n=body.n, stop=stop[:8],
-                             temperature=body.temperature or None)
-    result = await service.complete(native)
+    result = await service.complete(body.native(), client_key(request), disconnected(request))
     return {
         "id": result.id,
         "object": "text_completion",

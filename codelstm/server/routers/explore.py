@@ -21,10 +21,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from codelstm.explorer import tasks
 from codelstm.explorer.features import CODE_FEATURES, FEATURES, compute_features
 from codelstm.explorer.neurons import rank_neurons
-from codelstm.explorer.workbench import TrainingBusy, Workbench
+from codelstm.explorer.workbench import TrainingBusy, TrainingFailed, Workbench
 from codelstm.model import ByteLM
 from codelstm.model.activations import GateMismatch, TraceError, supported_quantities
-from codelstm.server.deps import ApiKey, ServiceDep, SettingsDep
+from codelstm.server.deps import ApiKey, ServiceDep, SettingsDep, TrainerKey
 from codelstm.server.errors import APIError
 from codelstm.server.schemas import (ActivationsRequest, ActivationsResponse, ExploreModelOut, NeuronsRequest,
                                      NeuronsResponse, TrainTaskRequest)
@@ -232,9 +232,11 @@ async def explore_models(service: ServiceDep, workbench: WorkbenchDep) -> list[d
     return [served, *(_describe_task(name, workbench) for name in tasks.TASKS)]
 
 
-@router.post("/explore/tasks/{name}/train", response_model=ExploreModelOut)
+@router.post("/explore/tasks/{name}/train", response_model=ExploreModelOut, dependencies=[TrainerKey])
 async def train_task(name: str, workbench: WorkbenchDep, body: TrainTaskRequest | None = None) -> dict[str, Any]:
-    """Train a synthetic experiment's model (seconds; one at a time) and keep it as model "task:NAME"."""
+    """Train a synthetic experiment's model (seconds; one at a time) and keep it as model "task:NAME".
+
+    Admin key needed when API keys are configured or the server is reachable from other machines."""
     if name not in tasks.TASKS:
         raise APIError(404, "not_found", f"unknown task {name!r}; tasks: {', '.join(tasks.TASKS)}")
     body = body or TrainTaskRequest()
@@ -242,4 +244,6 @@ async def train_task(name: str, workbench: WorkbenchDep, body: TrainTaskRequest 
         await asyncio.to_thread(workbench.train, name, body.steps, body.seed)
     except TrainingBusy as e:
         raise APIError(409, "busy", str(e), {"Retry-After": "5"}) from None
+    except TrainingFailed as e:
+        raise APIError(500, "training_failed", str(e)) from None
     return _describe_task(name, workbench)

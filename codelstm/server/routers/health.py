@@ -18,10 +18,11 @@ async def healthz() -> dict:
 
 @router.get("/readyz")
 async def readyz(request: Request):
-    """The model is loaded and the worker runs."""
+    """Ready for new work: the model is loaded, the worker thread is alive, and the server is not draining."""
     service = request.app.state.service
-    if service is None or not service.ready:
-        return error_response(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
+    why = "the model is not loaded yet" if service is None else service.readiness()
+    if why is not None:
+        return error_response(503, "not_ready", why, {"Retry-After": "1"})
     return {"status": "ready", "model": service.loaded.name}
 
 
@@ -31,4 +32,5 @@ async def metrics(request: Request) -> Response:
     service = request.app.state.service
     if service is not None and service.batcher is not None:
         request.app.state.metrics.queue_depth.set(service.batcher.depth)
+        request.app.state.metrics.worker_restarts.set(service.batcher.restarts)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
