@@ -6,7 +6,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CODELSTM_HOST=0.0.0.0 \
-    CODELSTM_PORT=8000
+    CODELSTM_PORT=8000 \
+    CODELSTM_MODELS_DIR=/models
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git=1:2.* curl=7.* \
