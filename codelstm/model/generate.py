@@ -8,7 +8,7 @@ LSTM step (`run_searches`), and a server can let searches join and leave between
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, Sequence
 
@@ -20,7 +20,13 @@ from codelstm.model.network import ByteLM, State, use_onednn
 Mode = Literal["token", "line", "block"]
 NEWLINE = 0x0A
 END = -1  # pseudo-byte: the completion ends here (identifier end, newline)
-LENGTH_PENALTY = 0.7  # score = logprob / len**LENGTH_PENALTY: longer completions are not punished per byte
+# Results rank by score = logprob / len**LENGTH_PENALTY[mode]: a larger exponent favours longer completions, and
+# makes the search run longer before its top n are settled (`Search._settled`). Measured on held-out files with
+# the ranking exact (bench/search_ranking.py; BENCHMARKS.md, "Beam search ranking"): 0.7 ranked longer wrong names
+# and lines first. Token: 0.3 is as accurate as raw log-probability and still offers whole names (`ArgumentParser`,
+# not `Argument` because the model expects `(` next); line: raw log-probability accepts the most characters;
+# block: 0.7 kept (no metric tells block rankings apart yet).
+LENGTH_PENALTY: dict[str, float] = {"token": 0.3, "line": 0.0, "block": 0.7}
 
 
 def is_identifier_byte(b: int) -> bool:
@@ -41,6 +47,7 @@ class SearchSpec:
     suffix: str = ""  # text after the cursor; its first line is never re-emitted
     temperature: float | None = None  # None: beam search; a number: sampling
     seed: int | None = None  # sampling seed (reproducible completions)
+    exhaustive: bool = False  # run every beam to its end, not stopping once the top n are settled (tests, bench)
 
     @property
     def width(self) -> int:
@@ -52,10 +59,17 @@ class Completion:
     text: str
     logprob: float
     finish_reason: str  # stop | length | newline | identifier_end
+    length_penalty: float = field(default=0.0, repr=False, compare=False)  # the search mode's LENGTH_PENALTY
 
     @property
     def score(self) -> float:
-        return self.logprob / max(len(self.text.encode("utf-8")), 1) ** LENGTH_PENALTY
+        """What results are ranked by, and what the search prunes by (`Search._settled`)."""
+        return normalised(self.logprob, len(self.text.encode("utf-8")), self.length_penalty)
+
+
+def normalised(logprob: float, length: int, penalty: float) -> float:
+    """The length-normalised score of a completion of `length` bytes with this log-probability."""
+    return logprob / max(length, 1) ** penalty
 
 
 Utf8State = tuple[int, int, int]  # (continuation bytes owed, lowest and highest allowed next byte)
@@ -130,7 +144,8 @@ class Search:
     def __init__(self, spec: SearchSpec, state: State, logits: torch.Tensor, context: bytes = b"") -> None:
         """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail."""
         self.spec = spec
-        self.finished: list[Completion] = []
+        self.length_penalty = LENGTH_PENALTY[spec.mode]
+        self.finished: list[Completion] = []  # distinct texts; only those that may still be among the best n
         self.beams = [_Beam(b"", 0.0)]
         self.state: State = state
         self.pending: torch.Tensor | None = None  # (k,) bytes to feed next, or None when done
@@ -151,9 +166,20 @@ class Search:
     # -- rules -------------------------------------------------------------------------------
 
     def _finish(self, data: bytes, logprob: float, reason: str) -> None:
+        """Record a finished completion; a text reached twice (a stop string cut, a dropped partial
+        character) keeps its better score, so the ranking never depends on which path got there first."""
         text = _decode_whole_characters(data)
-        if text.strip() and all(c.text != text for c in self.finished):
-            self.finished.append(Completion(text, logprob, reason))
+        if not text.strip():
+            return
+        done = Completion(text, logprob, reason, self.length_penalty)
+        for i, c in enumerate(self.finished):
+            if c.text == text:
+                if done.score > c.score:
+                    self.finished[i] = done
+                return
+        self.finished.append(done)
+        if len(self.finished) > 4 * self.spec.n:  # the n-th best score only rises: the rest can never come back
+            self.finished = sorted(self.finished, key=lambda c: c.score, reverse=True)[: self.spec.n]
 
     def _ends_block(self, data: bytes) -> bytes | None:
         """For block mode: the completion cut where the block ends (blank line or dedent), else None."""
@@ -183,8 +209,8 @@ class Search:
         candidates = self._sample(logprobs) if sampling else self._best(logprobs)
         new_beams: list[_Beam] = []
         parents: list[int] = []
-        for score, i, b in candidates:
-            if not sampling and len(new_beams) >= spec.width:
+        for score, i, b in candidates:  # ends first, then growing beams best first
+            if b != END and not sampling and len(new_beams) >= spec.width:
                 break
             beam = self.beams[i]
             if b == END:
@@ -222,23 +248,26 @@ class Search:
         return allowed, terminal, growing, can_end
 
     def _best(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
-        """The best continuations of all beams at once, and the 'end here' option of each, best first."""
+        """The 'end here' option of every beam, then the best continuations of all beams, best first.
+
+        Ends never compete with continuations for the `width` places: finishing costs no place, and
+        ranking an end (length L) against a continuation (length L + 1) by raw log-probability would
+        drop ends whose length-normalised score ranks them among the best. Continuations all have the
+        same length, so keeping the best by log-probability keeps the best by score."""
         _, terminal, growing, can_end = self._masks()
-        k = len(self.beams)
         base = torch.tensor([b.logprob for b in self.beams], dtype=torch.float32)
         if self.spec.mode == "line":  # one terminal byte: its log-prob is the logsumexp, exactly
             end = base + logprobs[:, NEWLINE]
         else:
             end = base + torch.logsumexp(logprobs.masked_fill(~terminal, -math.inf), dim=1)
         end = end.masked_fill(~can_end, -math.inf)
-        grow = (base[:, None] + logprobs).masked_fill(~growing, -math.inf)
-        flat = torch.cat([grow.flatten(), end])
-        top = torch.topk(flat, min(2 * self.spec.width + k, flat.numel()))
-        out = []
+        out = [(score, i, END) for i, score in enumerate(end.tolist()) if score > -math.inf]
+        grow = (base[:, None] + logprobs).masked_fill(~growing, -math.inf).flatten()
+        top = torch.topk(grow, min(2 * self.spec.width, grow.numel()))  # spares for those a stop rule finishes
         for score, idx in zip(top.values.tolist(), top.indices.tolist()):
             if score == -math.inf:
                 break
-            out.append((score, idx - 256 * k, END) if idx >= 256 * k else (score, idx // 256, idx % 256))
+            out.append((score, idx // 256, idx % 256))
         return out
 
     def _sample(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
@@ -251,11 +280,20 @@ class Search:
                 for i, (beam, b) in enumerate(zip(self.beams, picks))]
 
     def _settled(self) -> bool:
-        """True once no live beam can still enter the top n: logprobs only fall as beams grow."""
-        if len(self.finished) < self.spec.n or not self.beams:
-            return not self.beams
-        nth_best = sorted((c.logprob for c in self.finished), reverse=True)[self.spec.n - 1]
-        return max(b.logprob for b in self.beams) < nth_best
+        """True once no live beam can still enter the top n by score, so stopping changes no result.
+
+        A beam's descendants finish with a log-probability no higher than its own (log-probs only fall)
+        and at most `max_chars` bytes long (stop strings and dropped partial characters only shorten), and
+        a negative log-probability scores best over the longest length. So `normalised(logprob, max_chars)`
+        bounds every score a beam can still reach: a looser bound than raw log-probability, the rule before,
+        which pruned beams that would have finished as longer, better-scored names (`ArgumentParser`
+        pruned after `Argument`, issue 15)."""
+        if not self.beams:
+            return True
+        if self.spec.exhaustive or len(self.finished) < self.spec.n:
+            return False
+        nth_best = sorted((c.score for c in self.finished), reverse=True)[self.spec.n - 1]
+        return normalised(max(b.logprob for b in self.beams), self.spec.max_chars, self.length_penalty) < nth_best
 
     def results(self) -> list[Completion]:
         """Best first, distinct, at most n."""
