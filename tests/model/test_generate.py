@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint
+from codelstm.model.engine import ONEDNN_FROM
 from codelstm.model.network import use_onednn
 from codelstm.model.generate import (Search, SearchSpec, complete, is_identifier_byte, prefill, prefill_many,
                                      run_searches)
@@ -50,11 +51,19 @@ def test_modes_respect_their_limits(random_model, mode):
 
 
 def test_sampling_never_splits_a_multibyte_character(random_model):
-    """A random model with a high temperature emits plenty of non-ASCII; every result must be whole UTF-8."""
+    """A random model with a high temperature emits plenty of non-ASCII; every result must be whole UTF-8:
+    no replacement character, no surrogate, and a character cut by the byte limit dropped, not halved."""
+    results = []
     for seed in range(20):
         spec = SearchSpec(mode="line", n=4, max_chars=7, temperature=3.0, seed=seed)
-        for c in complete(random_model, "s = '", spec):
-            assert len(c.text.encode("utf-8")) <= 7
+        results += complete(random_model, "s = '", spec)
+    non_ascii = [c for c in results if any(ord(ch) > 127 for ch in c.text)]
+    assert len(non_ascii) >= 10, "too little non-ASCII was generated: the test would prove nothing"
+    for c in results:
+        raw = c.text.encode("utf-8")  # raises on a lone surrogate
+        assert len(raw) <= 7 and "\ufffd" not in c.text and raw.decode("utf-8") == c.text
+    # a character that did not fit in the 7 bytes was dropped whole: some length-limited result is shorter
+    assert any(c.finish_reason == "length" and len(c.text.encode("utf-8")) < 7 for c in non_ascii)
 
 
 def test_sampling_is_reproducible_with_a_seed(random_model):
@@ -106,23 +115,22 @@ def test_prefill_in_pieces_equals_prefill_at_once(trained):
     torch.testing.assert_close(logits_a, logits_b, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("onednn", [False, True])
-def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn):
-    """Batched reading (fresh and resumed documents of equal and unequal lengths) changes no state."""
-    texts = [b"def f(x):\n", b"import os\n", b"x = 1", b"class A:\n    pass\n"]
+@pytest.mark.parametrize("onednn_from", [None, 1, ONEDNN_FROM], ids=["aten", "onednn", "server"])
+def test_prefill_many_equals_prefill_one_at_a_time(trained, onednn_from):
+    """Batched reading (fresh and resumed documents of equal and unequal lengths) changes no state: on ATen,
+    on oneDNN for every group (`onednn_from=1`), and as the server's engine reads (oneDNN from 16 bytes),
+    each compared with one-at-a-time reads on ATen."""
+    texts = [b"def f(x):\n", b"import os\n", b"x = 1", b"class A:\n    pass\n", b"def long_function_name(x):\n"]
     resumed_from = prefill(trained, b"# head\n")[0]
-    states = [None, None, resumed_from, resumed_from]
-    before, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, onednn
-    try:
-        batched = prefill_many(trained, texts, states)
+    states = [None, None, resumed_from, resumed_from, None]
+    batched = prefill_many(trained, texts, states, onednn_from=onednn_from)
+    with use_onednn(False):
         for text, state, (got_state, got_logits) in zip(texts, states, batched):
             want_state, want_logits = prefill(trained, text, state)
             for got, want in zip(got_state, want_state):
                 assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
             assert torch.allclose(got_logits, want_logits, atol=1e-4)
             assert got_logits._base is None  # a copy: caching it keeps no batch alive
-    finally:
-        torch.backends.mkldnn.enabled = before
 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bfloat16")
