@@ -5,20 +5,27 @@ and slicing the cached trace makes each click cheap. Traces are big (an 8 KB tex
 512-unit LSTM is ~150 MB of float32), so the cache is bounded in bytes, least recently used first, and one
 trace is computed at a time. Blocking methods are meant to run off the event loop.
 
-Task models are trained in a child process (`codelstm explore train-task`): training pins torch's thread
-count and oneDNN switch, which are process-wide, and the serving worker must keep its own.
+Traces are computed, and task models trained, in child processes: both set torch's oneDNN switch (a trace
+steps on ATen, training runs oneDNN) and training pins the thread count. Those settings are process-wide,
+and flipped from another thread they would put the serving worker's prefix reads on the wrong kernel
+(40x slower for bfloat16) or on one thread. The serving process keeps its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import subprocess
 import sys
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+import torch
 
 from codelstm.explorer import tasks
 from codelstm.model import ByteLM, load_checkpoint
@@ -35,6 +42,15 @@ class TrainingFailed(RuntimeError):
     """The training process did not produce a model."""
 
 
+class TracerFailed(RuntimeError):
+    """The tracing process died (the next trace starts a new one)."""
+
+
+def _tracer_init() -> None:
+    """The tracing child steps one byte at a time: one thread is fastest and leaves the cores to serving."""
+    torch.set_num_threads(1)
+
+
 def trace_nbytes(result: Trace) -> int:
     return sum(t.numel() * t.element_size() for layer in result.layers for t in layer.values())
 
@@ -49,6 +65,7 @@ class Workbench:
         self._lock = threading.Lock()
         self._tracing = threading.Lock()  # one trace at a time: each holds its whole size in memory
         self._training = threading.Lock()
+        self._tracer: ProcessPoolExecutor | None = None  # started on the first trace
 
     def trace(self, model: ByteLM, data: bytes) -> Trace:
         """The trace of `data` by `model`, from the cache when the same model read the same text recently."""
@@ -59,9 +76,27 @@ class Workbench:
                 if hit is not None and hit[0] is model:
                     self._traces.move_to_end(key)
                     return hit[1]
-            result = trace(model, data)
+            result = self._trace_in_child(model, data)
         self._keep(key, model, result)
         return result
+
+    def _trace_in_child(self, model: ByteLM, data: bytes) -> Trace:
+        """`activations.trace` in the tracing process (the model goes there pickled, the trace comes back);
+        its errors (TraceError, GateMismatch) are raised here as they were there."""
+        if self._tracer is None:
+            self._tracer = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_tracer_init)
+        try:
+            return self._tracer.submit(trace, model, data).result()
+        except BrokenProcessPool:
+            self._tracer = None
+            raise TracerFailed("the tracing process died; try again") from None
+
+    def close(self) -> None:
+        """Stop the tracing process (the server's shutdown)."""
+        if self._tracer is not None:
+            self._tracer.shutdown(cancel_futures=True)
+            self._tracer = None
 
     def _keep(self, key, model: ByteLM, result: Trace) -> None:
         """Cache a trace within the byte budget, evicting the least recently used (one over budget is not kept)."""

@@ -31,6 +31,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             await asyncio.to_thread(service.stop, settings.shutdown_grace_s)
+            app.state.workbench.close()
 
     app = FastAPI(title="codelstm", version=__version__, lifespan=lifespan,
                   description="Code completion from a byte-level LSTM (SPEC section 5).")

@@ -43,3 +43,32 @@ def test_training_is_one_at_a_time():
     assert "counting" not in wb.trained
     with pytest.raises(KeyError, match="unknown task"):
         wb.train("sorting")
+
+
+def test_tracing_and_training_leave_this_process_torch_settings_alone():
+    """The serving worker owns the process-wide oneDNN switch and thread count: a trace (which steps on ATen)
+    and a training run (oneDNN, one thread) happen in child processes, so neither flips them here."""
+    import threading
+
+    wb = Workbench()
+    before = torch.backends.mkldnn.enabled, torch.get_num_threads()
+    seen: set = set()
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add((torch.backends.mkldnn.enabled, torch.get_num_threads()))
+
+    torch.backends.mkldnn.enabled = True  # as during a serving prefix read; a trace in this process sets False
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = wb.trace(model(0), b"def f(x):\n    return x\n" * 200)
+        trained = wb.train("state", steps=10)
+    finally:
+        done.set()
+        watcher.join()
+        wb.close()
+        torch.backends.mkldnn.enabled = before[0]
+    assert result.layers[0]["h"].shape == (len(b"def f(x):\n    return x\n") * 200, 8) and trained.steps == 10
+    assert seen == {(True, before[1])}

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from codelstm.explorer import tasks
 from codelstm.explorer.features import CODE_FEATURES, FEATURES, compute_features
 from codelstm.explorer.neurons import rank_neurons
-from codelstm.explorer.workbench import TrainingBusy, TrainingFailed, Workbench
+from codelstm.explorer.workbench import TracerFailed, TrainingBusy, TrainingFailed, Workbench
 from codelstm.model import ByteLM
 from codelstm.model.activations import GateMismatch, TraceError, supported_quantities
 from codelstm.server.deps import ApiKey, ServiceDep, SettingsDep, TrainerKey
@@ -119,6 +119,8 @@ def _trace(workbench: Workbench, model: ByteLM, data: bytes):
         raise APIError(422, "invalid_request", str(e)) from None
     except GateMismatch as e:
         raise APIError(500, "gate_mismatch", str(e)) from None
+    except TracerFailed as e:
+        raise APIError(503, "tracer_failed", str(e), {"Retry-After": "1"}) from None
 
 
 def _rounded(values: np.ndarray) -> list:
