@@ -238,7 +238,10 @@ class Batcher:
             self._active = [i for i in self._active if i.dropped is None]
         for item in leaving:
             if item.job is not None:
-                item.engine.abandon(item.job)  # keep what it read for the next request of its document
+                try:
+                    item.engine.abandon(item.job)  # keep what it read for the next request of its document
+                except Exception:  # noqa: BLE001 - losing that progress costs a re-read, nothing more
+                    log.exception("could not keep an abandoned read's progress")
         unstarted = []
         for item in self._active:
             if item.job is None:
@@ -267,7 +270,8 @@ class Batcher:
             elif job.done:
                 outcome = Outcome(job.result, (item.started - item.enqueued) * 1000,
                                   (done_now - item.started) * 1000, item.engine)
-                item.loop.call_soon_threadsafe(_set_result, item.future, outcome)
+                if not item.loop.is_closed():
+                    item.loop.call_soon_threadsafe(_set_result, item.future, outcome)
             else:
                 still.append(item)
         self._active = still
