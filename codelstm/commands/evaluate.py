@@ -7,21 +7,39 @@ from pathlib import Path
 
 from codelstm.commands import UserError
 from codelstm.commands.common import load_model
+from codelstm.training.sampling import Sampling
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "eval",
         help="measure a model on held-out files",
-        description="BPC over every byte; top-1/top-5 identifier accuracy and keystrokes saved over the first "
-        "--sample-bytes of the first --sample-files files. Each file starts from a fresh state.",
+        description="BPC over every byte of every file. Top-1/top-5 identifier accuracy and keystrokes saved run "
+        "a completion search per position, so they sample: --sample-files files evenly spaced through the list, "
+        "and in each, positions evenly spread through the whole file (deterministic, never only its first "
+        "bytes): --sample-identifiers identifier starts, and --sample-bytes bytes typed by the simulated "
+        "typist in --sample-windows stretches, each from a line start. The counts are printed with the "
+        "results. Each file starts from a fresh state.",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="held-out source files")
     p.add_argument("--model", required=True, help="checkpoint folder, model name, or 'default'")
     p.add_argument("--data", type=Path, help="corpus folder: its val.bin files are evaluated")
     p.add_argument("--max-files", type=int, default=None, help="evaluate at most this many files")
-    p.add_argument("--sample-files", type=int, default=16, help="files used for the search metrics (default 16)")
-    p.add_argument("--sample-bytes", type=int, default=2000, help="bytes per file for the search metrics (default 2000)")
+    defaults = Sampling()
+    p.add_argument("--sample-files", type=int, default=defaults.files,
+                   help=f"files used for the search metrics, evenly spaced through the list (default {defaults.files})")
+    p.add_argument("--sample-identifiers", type=int, default=defaults.identifiers,
+                   help=f"identifier starts tried per file, spread through it (default {defaults.identifiers})")
+    p.add_argument("--sample-bytes", type=int, default=defaults.typed_bytes,
+                   help=f"bytes the simulated typist types per file (default {defaults.typed_bytes})")
+    p.add_argument("--sample-windows", type=int, default=defaults.windows,
+                   help=f"stretches those bytes are split into, spread through the file (default {defaults.windows})")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="kernels: auto = bfloat16 on CUDA and on CPUs with native bfloat16, as training and "
+                   "serving use there, else float32")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: all cores; on a machine whose cores are busy, 1 is faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the results as JSON")
     p.add_argument("--record", action="store_true",
                    help="store the results in the checkpoint's config.json (training.eval)")
@@ -56,14 +74,28 @@ def load_docs(args) -> list[bytes]:
 def run(args) -> int:
     from codelstm.training.metrics import evaluate
 
+    counts = (args.sample_files, args.sample_identifiers, args.sample_bytes, args.sample_windows)
+    if min(counts) < 0 or args.sample_windows < 1:
+        raise UserError("--sample-* counts must not be negative, and --sample-windows must be at least 1")
+    sampling = Sampling(*counts)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     docs = load_docs(args)
     model, config = load_model(args.model)
-    result = evaluate(model, docs, sample_bytes=args.sample_bytes, max_sample_files=args.sample_files)
+    result = evaluate(model, docs, sampling, precision=args.precision, progress=not args.quiet)
     rows = [
         ("files", f"{result.files}"), ("bytes", f"{result.bytes:,}"), ("BPC", f"{result.bpc:.4f}"),
+        ("files sampled for searches", f"{result.sample_files}"),
         ("identifiers tried", f"{result.identifiers:,}"), ("top-1 identifier accuracy", f"{result.top1:.1%}"),
-        ("top-5 identifier accuracy", f"{result.top5:.1%}"), ("characters typed (sample)", f"{result.typed_chars:,}"),
+        ("top-5 identifier accuracy", f"{result.top5:.1%}"),
+        ("characters typed", f"{result.typed_chars:,}"), ("typing stretches", f"{result.typist_windows:,}"),
         ("keystrokes saved", f"{result.keystrokes_saved:.1%}"), ("acceptances", f"{result.acceptances:,}"),
+        ("precision", result.precision),
+        ("seconds (BPC / identifiers / keystrokes)", " / ".join(f"{v:.1f}" for v in result.seconds.values())),
     ]
     width = max(len(k) for k, _ in rows)
     print(f"model: {args.model}")
@@ -81,7 +113,8 @@ def run(args) -> int:
         config.setdefault("training", {})["eval"] = {
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
             "data": str(args.data) if args.data else [str(f) for f in args.files],
-            "sample_files": args.sample_files, "sample_bytes": args.sample_bytes,
+            "sampling": {"files": args.sample_files, "identifiers_per_file": args.sample_identifiers,
+                         "typed_bytes_per_file": args.sample_bytes, "windows_per_file": args.sample_windows},
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         path.write_text(json.dumps(config, indent=2) + "\n")

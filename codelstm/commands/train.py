@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--init", default=None, help="'default' or a checkpoint folder to fine-tune from")
     p.add_argument("--out", type=Path, default=Path("models/run"), help="output folder (default models/run)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="wall-clock budget (default 10 when no --steps)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget of the whole command: corpus building, "
+                        "training, validation and, after --init, the report (default 10 when no --steps)")
     budget.add_argument("--steps", type=int, help="step budget")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     arch = p.add_argument_group("architecture (ignored with --init or --resume)")
@@ -38,7 +39,9 @@ def register(sub) -> None:
     opt.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
     opt.add_argument("--weight-decay", type=float, default=0.01)
     opt.add_argument("--grad-clip", type=float, default=1.0)
-    opt.add_argument("--eval-interval", type=int, default=200, help="steps between validations (default 200)")
+    opt.add_argument("--eval-interval", type=int, default=200,
+                     help="steps between validations (default 200); under --minutes a validation is skipped "
+                     "while validating would exceed 5%% of the time so far")
     opt.add_argument("--eval-bytes", type=int, default=200_000, help="validation bytes per check (default 200000)")
     opt.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -49,7 +52,8 @@ def register(sub) -> None:
                    "(AVX-512 BF16, AMX), else float32; weights stay float32 either way")
     p.add_argument("--lang", default=None, help="with --repo: languages to keep (default all known)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="with --repo: held-out share (default 0.1)")
-    p.add_argument("--no-report", action="store_true", help="skip report.md (written after --init or --repo runs: before/after on held-out files)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report.md (written after --init or --repo runs: before/after on held-out files)")
     p.add_argument("--publish", metavar="URL", help="after training, load the model into the service at URL "
                    "through /v1/model/reload (admin key from --admin-key or CODELSTM_ADMIN_KEY)")
     p.add_argument("--admin-key", default=None, help="admin key for --publish")
@@ -68,8 +72,12 @@ def resolve_init(value: str | None) -> Path | None:
 
 
 def run(args) -> int:
+    import time
+
     from codelstm.model import ModelConfig
     from codelstm.training.train import TrainConfig, Trainer, TrainingError
+
+    started = time.perf_counter()
 
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be positive")
@@ -84,6 +92,11 @@ def run(args) -> int:
         data = args.data if args.data is not None else _corpus_from_repos(args, rank, world)
         if not data.is_dir():
             raise UserError(f"corpus folder not found: {data}")
+        corpus_s = time.perf_counter() - started
+        report = Report(args, data, rank, world)
+        report.measure_before()
+        if args.minutes is not None or args.steps is None:
+            minutes = remaining_minutes(minutes, time.perf_counter() - started, report.before_seconds)
         cfg = TrainConfig(
             data=data, out=args.out,
             model=ModelConfig(cell=args.cell, embed_dim=args.embed, hidden_size=args.hidden,
@@ -107,15 +120,69 @@ def run(args) -> int:
                 dist.destroy_process_group()
     if rank != 0:
         return 0
-    if not args.no_report and (args.init or args.repo):
-        from codelstm.training.report import compare, write_report
-
-        rows = compare(cfg.init if not args.resume else None, args.out, data)
-        result["report"] = str(write_report(args.out, data, cfg.init, rows, result))
+    if report.wanted:
+        result["report"] = str(report.write(result))
+    result["timing"] = {"corpus_s": round(corpus_s, 1), **result["timing"],
+                        "report_s": round(report.seconds, 1) if report.wanted else None,
+                        "total_s": round(time.perf_counter() - started, 1)}
     print(json.dumps(result, indent=2))
     if args.publish:
         publish(args.publish, args.out, args.admin_key or os.environ.get("CODELSTM_ADMIN_KEY"))
     return 0
+
+
+def remaining_minutes(budget: float, spent_s: float, report_s: float) -> float:
+    """The training loop's share of a --minutes budget: what corpus building and the report's first half took
+    is spent, and the report's second half (the new model, measured the same way) will take as long again."""
+    left = budget * 60 - spent_s - report_s
+    if left < budget * 60 * 0.1:
+        raise UserError(f"--minutes {budget:g} leaves no time to train: building the corpus and measuring the "
+                        f"starting model took {(spent_s + report_s) / 60:.1f} min; give more minutes")
+    return left / 60
+
+
+class Report:
+    """The before/after report of a --repo or --init run. The starting model is measured before training (on
+    one process), so the time the report will take is known and kept out of the training budget."""
+
+    def __init__(self, args, data: Path, rank: int, world: int) -> None:
+        self.args, self.data = args, data
+        self.wanted = rank == 0 and not args.no_report and bool(args.init or args.repo)
+        self.init = resolve_init(args.init) if not args.resume else None
+        self.early = world == 1  # several ranks must share one budget, so there the report comes after
+        self.held_out: dict | None = None
+        self.before: dict | None = None
+        self.before_seconds = 0.0
+        self.seconds = 0.0
+
+    def _held_out(self) -> dict:
+        from codelstm.training.report import held_out_by_language
+
+        if self.held_out is None:
+            self.held_out = held_out_by_language(self.data)
+        return self.held_out
+
+    def measure_before(self) -> None:
+        if not self.wanted or self.init is None or not self.early:
+            return
+        from codelstm.commands.common import load_model
+        from codelstm.training.report import measure
+
+        model, _ = load_model(self.init)
+        self.before, self.before_seconds = measure(model, self._held_out(), "before", not self.args.quiet)
+
+    def write(self, result: dict) -> Path:
+        from codelstm.commands.common import load_model
+        from codelstm.training.report import compare, measure, write_report
+
+        progress = not self.args.quiet
+        if self.init is not None and self.before is None:
+            model, _ = load_model(self.init)
+            self.before, self.before_seconds = measure(model, self._held_out(), "before", progress)
+        after, after_seconds = measure(load_model(self.args.out)[0], self._held_out(), "after", progress)
+        self.seconds = self.before_seconds + after_seconds
+        rows = compare(self.before, after, self._held_out())
+        return write_report(self.args.out, self.data, self.init, rows, result, self.seconds)
 
 
 def publish(url: str, model: Path, admin_key: str | None) -> None:

@@ -1,46 +1,146 @@
-"""Bits per byte on held-out documents, each read from its start with a fresh state (SPEC section 7)."""
+"""Bits per byte on held-out documents, each read from its start with a fresh state (SPEC section 7).
+
+The documents are packed back to back into a few lanes, each after its NUL start marker, and the
+lanes are read side by side as one batched sequence on oneDNN's LSTM kernel. The network zeroes a
+lane's state right before every NUL (`ByteLM._rnn_resetting`, as in training streams), so each
+document is read from exactly the fresh state it would get alone: the per-document definition, at
+the speed of a long batched sequence instead of a byte-at-a-time walk over padded rows.
+"""
 
 from __future__ import annotations
 
+import heapq
 import math
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from codelstm.model.config import DOC_SEPARATOR
-from codelstm.model.network import ByteLM
+from codelstm.model.network import ByteLM, State, native_bfloat16, use_onednn
 
 LOG2E = 1.0 / math.log(2.0)
+PAD = 0x20  # fills a lane after its last document; never a NUL, which would split every column after it
+
+
+def resolve_precision(choice: str, device: torch.device) -> str:
+    """`auto` is bfloat16 autocast where it is native and fast (CUDA, AVX-512 BF16 / AMX CPUs), else float32;
+    the same rule as training, so validation runs on the kernels the trainer uses."""
+    if choice != "auto":
+        return choice
+    return "bfloat16" if device.type == "cuda" or native_bfloat16() else "float32"
+
+
+def pack_lanes(lengths: list[int], lanes: int) -> list[list[int]]:
+    """Document indices per lane: longest first onto the shortest lane, so the lanes end close together.
+
+    No more lanes than it takes to hold everything within the longest document's length: the read takes
+    as many columns as the fullest lane, and a column costs more the more lanes it has, so extra lanes
+    would only add half-empty rows (up to `lanes`, the batch a column runs best at).
+    """
+    if not lengths:
+        return []
+    longest, total = max(lengths) + 1, sum(lengths) + len(lengths)
+    lanes = max(1, min(lanes, len(lengths), -(-total // longest)))
+    heap = [(0, lane) for lane in range(lanes)]
+    packed: list[list[int]] = [[] for _ in range(lanes)]
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        filled, lane = heapq.heappop(heap)
+        packed[lane].append(i)
+        heapq.heappush(heap, (filled + lengths[i] + 1, lane))
+    return packed
+
+
+def _lane_streams(docs: list[bytes], packed: list[list[int]]) -> torch.Tensor:
+    """(lanes, T + 1) bytes: every lane's documents, each after a NUL, padded at the end."""
+    streams = [b"".join(bytes([DOC_SEPARATOR]) + docs[i] for i in lane) for lane in packed]
+    width = max(len(s) for s in streams) + 1  # one more column: the last byte of the longest lane is a target
+    rows = [s + bytes([PAD]) * (width - len(s)) for s in streams]
+    return torch.frombuffer(bytearray(b"".join(rows)), dtype=torch.uint8).long().view(len(rows), width)
+
+
+def _segments(model: ByteLM, seq: torch.Tensor, cuts: list[int], chunk: int, bfloat16: bool
+              ) -> Iterator[tuple[int, torch.Tensor, State]]:
+    """Read lanes `seq` (L, T) from zero states: (first column, logits (L, n, 256), state after it) per range
+    of at most `chunk` columns; a range also ends right before every column in `cuts`."""
+    device = seq.device
+    state = model.initial_state(seq.size(0), device)  # a state (not None) makes the forward reset at NULs
+    bounds = sorted({0, seq.size(1), *range(0, seq.size(1), chunk), *(c for c in cuts if 0 < c < seq.size(1))})
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        with use_onednn(True), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            logits, _, state = model(seq[:, start:end], state)
+        yield start, logits, state
+
+
+def _prepare(model: ByteLM, docs: list[bytes], lanes: int) -> tuple[torch.Tensor, list[list[int]], list[list[int]]]:
+    """(lane streams on the model's device, document indices per lane, each document's NUL column)."""
+    assert all(DOC_SEPARATOR not in d for d in docs), "a document may not contain the NUL start marker"
+    packed = pack_lanes([len(d) for d in docs], lanes)
+    starts: list[list[int]] = [[] for _ in docs]
+    for lane, members in enumerate(packed):
+        column = 0
+        for i in members:
+            starts[i] = [lane, column]
+            column += len(docs[i]) + 1
+    return _lane_streams(docs, packed).to(model.device), packed, starts
 
 
 @torch.no_grad()
-def document_nll_bits(model: ByteLM, docs: list[bytes], batch_docs: int = 32, chunk: int = 512) -> tuple[float, int]:
-    """(total -log2 p over every byte of every doc, byte count). A doc is fed after a NUL, its start marker."""
+def document_nll_bits(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: int = 512,
+                      precision: str = "auto", on_bytes: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """(total -log2 p over every byte of every doc, byte count), each doc read after a NUL from a zero state.
+
+    `on_bytes(n)` is told how many document bytes each range scored (progress bars).
+    """
+    docs = [d for d in docs if d]
+    if not docs:
+        return 0.0, 0
     was_training = model.training
     model.eval()
-    device = model.device
-    total_bits, total_bytes = 0.0, 0
-    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-    for start in range(0, len(order), batch_docs):
-        group = [docs[i] for i in order[start:start + batch_docs]]
-        longest = max(len(d) for d in group)
-        seq = torch.full((len(group), longest + 1), DOC_SEPARATOR, dtype=torch.long)
-        mask = torch.zeros((len(group), longest), dtype=torch.bool)
-        for row, doc in enumerate(group):
-            seq[row, 1:len(doc) + 1] = torch.frombuffer(bytearray(doc), dtype=torch.uint8).long()
-            mask[row, :len(doc)] = True
-        seq, mask = seq.to(device), mask.to(device)
-        state = None
-        for pos in range(0, longest, chunk):
-            x = seq[:, pos:pos + chunk]
-            y = seq[:, pos + 1:pos + chunk + 1]
-            m = mask[:, pos:pos + chunk]
-            logits, _, state = model(x[:, : y.size(1)], state)
-            nll = F.cross_entropy(logits.float().reshape(-1, 256), y.reshape(-1), reduction="none")
-            total_bits += float((nll * m.reshape(-1)).sum()) * LOG2E
-        total_bytes += int(mask.sum())
+    seq, packed, _ = _prepare(model, docs, lanes)  # (L, T + 1)
+    lengths = torch.tensor([sum(len(docs[i]) + 1 for i in lane) for lane in packed], device=seq.device)
+    # a target is scored when it is a document byte: not a start marker, not padding past the lane's end
+    column = torch.arange(seq.size(1) - 1, device=seq.device)
+    scored = (seq[:, 1:] != DOC_SEPARATOR) & (column[None, :] < (lengths[:, None] - 1))  # (L, T)
+    bfloat16 = resolve_precision(precision, seq.device) == "bfloat16"
+    total_bits = torch.zeros((), dtype=torch.float64, device=seq.device)
+    for start, logits, _ in _segments(model, seq[:, :-1], [], chunk, bfloat16):
+        end = start + logits.size(1)
+        y, mask = seq[:, start + 1:end + 1], scored[:, start:end]
+        nll = F.cross_entropy(logits.float().reshape(-1, 256), y.reshape(-1), reduction="none")
+        total_bits += (nll * mask.reshape(-1)).double().sum()
+        if on_bytes is not None:
+            on_bytes(int(mask.sum()))
     model.train(was_training)
-    return total_bits, total_bytes
+    return float(total_bits) * LOG2E, sum(len(d) for d in docs)
+
+
+@torch.no_grad()
+def states_at(model: ByteLM, docs: list[bytes], positions: list[list[int]], lanes: int = 32, chunk: int = 512,
+              precision: str = "auto") -> list[list[tuple[State, torch.Tensor]]]:
+    """For each doc, (state, next-byte logits (1, 256)) after reading doc[:p] fresh, for each p in its positions.
+
+    What `prefill(model, doc[:p])` gives, for many positions of many documents in one packed read; the
+    states come back in the model's dtype, ready for a search.
+    """
+    was_training = model.training
+    model.eval()
+    seq, _, starts = _prepare(model, docs, lanes)
+    wanted: dict[int, list[tuple[int, int, int]]] = {}  # column after which to snapshot -> (lane, doc, slot)
+    for i, ps in enumerate(positions):
+        lane, column = starts[i]
+        for slot, p in enumerate(ps):
+            assert 0 <= p <= len(docs[i]), f"position {p} is outside document {i} ({len(docs[i])} bytes)"
+            wanted.setdefault(column + p, []).append((lane, i, slot))
+    out: list[list[tuple[State, torch.Tensor] | None]] = [[None] * len(ps) for ps in positions]
+    bfloat16 = resolve_precision(precision, seq.device) == "bfloat16"
+    last = max(wanted, default=-1)
+    for start, logits, state in _segments(model, seq[:, :last + 1], [c + 1 for c in wanted], chunk, bfloat16):
+        for lane, i, slot in wanted.get(start + logits.size(1) - 1, ()):
+            out[i][slot] = (tuple(s[:, lane:lane + 1].to(model.dtype).clone() for s in state),
+                            logits[lane:lane + 1, -1].to(model.dtype).clone())
+    model.train(was_training)
+    return out  # type: ignore[return-value]
 
 
 def bits_per_byte(model: ByteLM, docs: list[bytes], **kw) -> float:

@@ -1,22 +1,30 @@
 """The metrics of SPEC section 7 on held-out files: BPC, identifier accuracy, keystrokes saved.
 
-Every file is read from its start with a fresh state. Identifier accuracy and keystrokes saved run a
-completion search at many positions, so they are measured on the first `sample_bytes` of each file;
-BPC always covers every byte.
+Every file is read from its start with a fresh state. BPC covers every byte of every file. Identifier
+accuracy and keystrokes saved run a completion search per position, so they sample: a few files
+spread through the set, and in each file positions spread evenly through the whole file (never only
+its first bytes, which in many projects are the same licence header). The sampling is deterministic,
+so two models, or two runs, are measured at the same positions.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import torch
 
-from codelstm.model.generate import Search, SearchSpec, is_identifier_byte, prefill, run_searches
-from codelstm.model.network import ByteLM
-from codelstm.training.evaluate import document_nll_bits
+from codelstm.model.generate import Search, SearchSpec, is_identifier_byte, prefill_many, run_searches, step_searches
+from codelstm.model.network import ByteLM, use_onednn
+from codelstm.training.evaluate import document_nll_bits, resolve_precision, states_at
+from codelstm.training.sampling import Sampling, spread, typist_windows
 
 TOKEN_SPEC = SearchSpec(mode="token", n=5, max_chars=48)
 LINE_SPEC = SearchSpec(mode="line", n=1, max_chars=64)
+CONTEXT_TAIL = 256  # bytes of prefix a search's rules look at (indentation), as the engine gives it
 
 
 @dataclass
@@ -24,12 +32,16 @@ class EvalResult:
     files: int
     bytes: int
     bpc: float
-    identifiers: int
+    identifiers: int  # identifier starts tried
     top1: float
     top5: float
-    typed_chars: int
+    typed_chars: int  # characters the typist had to produce, over all windows
     keystrokes_saved: float
     acceptances: int
+    sample_files: int = 0  # files the two search metrics sampled
+    typist_windows: int = 0
+    precision: str = "float32"  # kernels of the BPC read and of the states the searches start from
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each metric
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,92 +64,144 @@ def identifier_starts(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-@torch.no_grad()
-def _states_along(model: ByteLM, data: bytes, positions: list[int]):
-    """(state, logits) after reading data[:p] from a fresh start, for each p in ascending positions."""
-    out = []
-    state, logits = prefill(model, b"")
-    read = 0
-    for p in positions:
-        if p > read:
-            state, logits = prefill(model, data[read:p], state)
-            read = p
-        out.append((state, logits))
-    return out
+class _Progress:
+    """One tqdm bar per stage on stderr, or nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @contextmanager
+    def bar(self, total: int, desc: str, unit: str) -> Iterator:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not self.enabled,
+                   dynamic_ncols=True, leave=False)
+        try:
+            yield bar
+        finally:
+            bar.close()
 
 
 @torch.no_grad()
-def identifier_accuracy(model: ByteLM, docs: list[bytes], sample_bytes: int, batch: int = 64) -> tuple[int, int, int]:
-    """(identifiers, top-1 hits, top-5 hits) over the first sample_bytes of each doc."""
-    total = top1 = top5 = 0
-    pending: list[tuple[Search, bytes]] = []
+def identifier_accuracy(model: ByteLM, docs: list[bytes], per_file: int, precision: str = "auto",
+                        progress: _Progress | None = None) -> tuple[int, int, int]:
+    """(identifiers tried, top-1 hits, top-5 hits) at `per_file` identifier starts spread through each doc.
 
-    def flush() -> None:
-        nonlocal top1, top5
-        run_searches(model, [s for s, _ in pending])
-        for search, ident in pending:
-            texts = [c.text.encode("utf-8") for c in search.results()]
-            top1 += bool(texts) and texts[0] == ident
-            top5 += ident in texts
-        pending.clear()
-
+    All searches start from states read in one packed pass and run together, one batched step per byte."""
+    picked = []
     for doc in docs:
-        sample = doc[:sample_bytes]
-        starts = [(p, ident) for p, ident in identifier_starts(doc) if p < len(sample)]
-        states = _states_along(model, doc, [p for p, _ in starts])
-        for (p, ident), (state, logits) in zip(starts, states):
-            pending.append((Search(TOKEN_SPEC, state, logits, doc[max(0, p - 256):p]), ident))
-            total += 1
-            if len(pending) >= batch:
-                flush()
-    if pending:
-        flush()
-    return total, top1, top5
+        starts = identifier_starts(doc)
+        picked.append([starts[j] for j in spread(len(starts), per_file)])
+    states = states_at(model, docs, [[p for p, _ in ps] for ps in picked], precision=precision)
+    jobs = []
+    for doc, ps, st in zip(docs, picked, states):
+        for (p, ident), (state, logits) in zip(ps, st):
+            jobs.append((Search(TOKEN_SPEC, state, logits, doc[max(0, p - CONTEXT_TAIL):p]), ident))
+    top1 = top5 = 0
+    with (progress or _Progress(False)).bar(len(jobs), "identifiers", "search") as bar, \
+            use_onednn(model.dtype == torch.bfloat16):
+        for k in range(0, len(jobs), 512):
+            batch = jobs[k:k + 512]
+            run_searches(model, [s for s, _ in batch])
+            for search, ident in batch:
+                texts = [c.text.encode("utf-8") for c in search.results()]
+                top1 += bool(texts) and texts[0] == ident
+                top5 += ident in texts
+            bar.update(len(batch))
+    return len(jobs), top1, top5
+
+
+@dataclass
+class _Typist:
+    doc: bytes
+    pos: int
+    end: int
+    state: tuple
+    logits: torch.Tensor
+    search: Search | None = None
+    accepted: int = 0
+    accepts: int = 0
+
+    def offer(self) -> int:
+        """Bytes the typist moves on by after its search: the accepted completion, or the one typed byte."""
+        results = self.search.results()
+        offer = results[0].text.encode("utf-8") if results else b""
+        if offer and self.doc.startswith(offer, self.pos):
+            step = min(len(offer), self.end - self.pos)
+            self.accepted += step
+            self.accepts += 1
+            return step
+        return 1
 
 
 @torch.no_grad()
-def keystrokes_saved(model: ByteLM, docs: list[bytes], sample_bytes: int) -> tuple[int, int, int]:
-    """(characters in the files, characters accepted, acceptances) for the simulated typist.
+def keystrokes_saved(model: ByteLM, docs: list[bytes], typed_bytes: int, windows: int = 4, precision: str = "auto",
+                     progress: _Progress | None = None) -> tuple[int, int, int, int]:
+    """(characters typed, characters accepted, acceptances, windows) for the simulated typist.
 
-    All files are typed side by side so that their searches share batched steps.
+    The typist types `windows` stretches spread through each doc, each from the state of the file read up
+    to it. Wherever the `mode=line, n=1` completion is what the file continues with (within the stretch),
+    it is accepted with one keystroke. All stretches are typed side by side: every batched step advances
+    every live search, and a typist whose search ends moves on and starts its next one at once, so a long
+    search does not hold the others up.
     """
-    typists = []
-    for doc in docs:
-        text = doc[:sample_bytes]
-        state, logits = prefill(model, b"")
-        typists.append({"text": text, "pos": 0, "state": state, "logits": logits, "accepted": 0, "accepts": 0})
-    live = [t for t in typists if t["text"]]
-    while live:
-        searches = []
-        for t in live:
-            pos, text = t["pos"], t["text"]
-            searches.append(Search(LINE_SPEC, t["state"], t["logits"], text[max(0, pos - 256):pos]))
-        run_searches(model, searches)
-        for t, search in zip(live, searches):
-            pos, text = t["pos"], t["text"]
-            results = search.results()
-            step = 1
-            if results:
-                offer = results[0].text.encode("utf-8")
-                if offer and text.startswith(offer, pos):
-                    step = min(len(offer), len(text) - pos)
-                    t["accepted"] += step
-                    t["accepts"] += 1
-            t["state"], t["logits"] = prefill(model, text[pos:pos + step], t["state"])
-            t["pos"] = pos + step
-        live = [t for t in live if t["pos"] < len(t["text"])]
-    chars = sum(len(t["text"]) for t in typists)
-    return chars, sum(t["accepted"] for t in typists), sum(t["accepts"] for t in typists)
+    spans = [typist_windows(doc, typed_bytes, windows) for doc in docs]
+    states = states_at(model, docs, [[s for s, _ in sp] for sp in spans], precision=precision)
+    typists = [_Typist(doc, start, end, state, logits)
+               for doc, sp, st in zip(docs, spans, states) for (start, end), (state, logits) in zip(sp, st)]
+    chars = sum(t.end - t.pos for t in typists)
+    live = [t for t in typists if t.pos < t.end]
+    bfloat16 = model.dtype == torch.bfloat16  # oneDNN for bfloat16 (ATen's is 40x slower); ATen steps float32 best
+    with (progress or _Progress(False)).bar(chars, "keystrokes", "char") as bar:
+        while live:
+            for t in live:
+                if t.search is None:
+                    t.search = Search(LINE_SPEC, t.state, t.logits, t.doc[max(0, t.pos - CONTEXT_TAIL):t.pos])
+            stepping = [t.search for t in live if not t.search.done]
+            if stepping:
+                with use_onednn(bfloat16):
+                    step_searches(model, stepping)
+            moving = [(t, t.offer()) for t in live if t.search.done]
+            if moving:
+                read = prefill_many(model, [t.doc[t.pos:t.pos + n] for t, n in moving],
+                                    [t.state for t, _ in moving], onednn_from=1 if bfloat16 else 16)
+                for (t, n), (state, logits) in zip(moving, read):
+                    t.state, t.logits, t.pos, t.search = state, logits, t.pos + n, None
+                bar.update(sum(n for _, n in moving))
+            live = [t for t in live if t.pos < t.end]
+    return chars, sum(t.accepted for t in typists), sum(t.accepts for t in typists), len(typists)
 
 
-def evaluate(model: ByteLM, docs: list[bytes], sample_bytes: int = 2000, max_sample_files: int = 16) -> EvalResult:
-    """All metrics; the search-based ones on the first `max_sample_files` files, `sample_bytes` each."""
-    bits, n = document_nll_bits(model, docs)
-    sample = docs[:max_sample_files]
-    idents, hit1, hit5 = identifier_accuracy(model, sample, sample_bytes)
-    chars, accepted, accepts = keystrokes_saved(model, sample, sample_bytes)
+def search_model(model: ByteLM, precision: str) -> ByteLM:
+    """The model the searches step: in bfloat16 weights where bfloat16 is chosen, as `serve` runs it there."""
+    if precision != "bfloat16" or model.dtype == torch.bfloat16:
+        return model
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def evaluate(model: ByteLM, docs: list[bytes], sampling: Sampling = Sampling(), precision: str = "auto",
+             progress: bool = False) -> EvalResult:
+    """All metrics: BPC on every byte, the search metrics on `sampling`'s files and positions."""
+    bars = _Progress(progress)
+    precision = resolve_precision(precision, model.device)
+    seconds = {}
+    t0 = time.perf_counter()
+    with bars.bar(sum(map(len, docs)), "BPC", "B") as bar:
+        bits, n = document_nll_bits(model, docs, precision=precision, on_bytes=bar.update)
+    seconds["bpc"] = time.perf_counter() - t0
+    sample = [docs[i] for i in spread(len(docs), sampling.files)]
+    searcher = search_model(model, precision)
+    t0 = time.perf_counter()
+    idents, hit1, hit5 = identifier_accuracy(searcher, sample, sampling.identifiers, precision, bars)
+    seconds["identifiers"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chars, accepted, accepts, windows = keystrokes_saved(searcher, sample, sampling.typed_bytes, sampling.windows,
+                                                         precision, bars)
+    seconds["keystrokes"] = time.perf_counter() - t0
     return EvalResult(
         files=len(docs), bytes=n, bpc=bits / max(n, 1),
         identifiers=idents, top1=hit1 / max(idents, 1), top5=hit5 / max(idents, 1),
         typed_chars=chars, keystrokes_saved=(accepted - accepts) / max(chars, 1), acceptances=accepts,
+        sample_files=len(sample), typist_windows=windows, precision=precision,
+        seconds={k: round(v, 2) for k, v in seconds.items()},
     )

@@ -27,9 +27,9 @@ from safetensors.torch import load_file, save_file
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
 from codelstm.model.checkpoint import CheckpointError
-from codelstm.model.network import native_bfloat16, use_onednn
+from codelstm.model.network import use_onednn
 from codelstm.training.data import LaneBatcher, open_stream, split_documents, spread_sample
-from codelstm.training.evaluate import LOG2E, bits_per_byte
+from codelstm.training.evaluate import LOG2E, bits_per_byte, resolve_precision
 from codelstm.training.schedule import lr_at
 
 
@@ -55,6 +55,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_interval: int = 200  # steps between validations
     eval_bytes: int = 200_000  # validation bytes per periodic check (the final one uses the same set)
+    eval_share: float = 0.05  # with a --minutes budget, validation may take at most this share of the time so far
     log_interval: int = 10
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda
@@ -174,6 +175,10 @@ class Trainer:
         self.best_bpc = math.inf
         self.history: list[dict[str, Any]] = []
         self.carried: tuple[torch.Tensor, ...] | None = None  # hidden state carried across chunks
+        self.step_seconds = 0.0  # this run's wall time in training steps (forward, backward, optimiser)
+        self.validation_seconds = 0.0  # ... and in validation passes
+        self.validations = 0
+        self.last_validation_s = 0.0
         if cfg.resume:
             self._resume()
 
@@ -265,12 +270,30 @@ class Trainer:
     def precision(self) -> str:
         """bfloat16 on CUDA and on CPUs with native bfloat16: 1.9x the float32 chars/s on the 2-core VM
         (bench/train_speed.py). The optimiser keeps float32 weights, so only the kernels round."""
-        if self.cfg.precision != "auto":
-            return self.cfg.precision
-        return "bfloat16" if self.device.type == "cuda" or native_bfloat16() else "float32"
+        return resolve_precision(self.cfg.precision, self.device)
 
     def validate(self) -> float:
-        return bits_per_byte(self.model, self.val_docs)
+        """Validation BPC on the packed, fast path (in the training precision); its time is accounted."""
+        t0 = time.perf_counter()
+        bpc = bits_per_byte(self.model, self.val_docs, precision=self.precision)
+        self.last_validation_s = time.perf_counter() - t0
+        self.validation_seconds += self.last_validation_s
+        self.validations += 1
+        return bpc
+
+    def validation_due(self, elapsed_this_run: float) -> bool:
+        """Every --eval-interval steps, but under a --minutes budget only while validation stays within
+        `eval_share` of the time spent so far: a pass over 200 KB must not eat the minutes meant for training."""
+        if self.step % self.cfg.eval_interval:
+            return False
+        if not self.cfg.minutes:
+            return True
+        return self.validation_seconds + self.last_validation_s <= self.cfg.eval_share * elapsed_this_run
+
+    def budget_spent(self, elapsed: float) -> bool:
+        """True once the budget is used up, keeping back the time the final validation will take."""
+        reserve = self.last_validation_s if self.cfg.minutes else 0.0
+        return self._all_ranks(self.progress_fraction(elapsed + reserve), "max") >= 1.0  # agreed across ranks
 
     def train(self, on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         cfg = self.cfg
@@ -288,8 +311,9 @@ class Trainer:
         loss_val = float("nan")
         val_bpc = self.history[-1].get("val_bpc") if self.history and "val_bpc" in self.history[-1] else None
         last_eval_step = self.step
-        done = self._all_ranks(self.progress_fraction(elapsed), "max") >= 1.0  # agreed across ranks
+        done = self.budget_spent(elapsed)
         while not done:
+            step_t0 = time.perf_counter()
             x, y, reset = self.batches.next_batch()
             if reset:
                 state = None
@@ -306,6 +330,7 @@ class Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             self.opt.step()
             self.step += 1
+            self.step_seconds += time.perf_counter() - step_t0
             n = x.numel() * cfg.world
             self.chars_seen += n
             window_chars += n
@@ -319,8 +344,11 @@ class Trainer:
                           "grad_norm": float(grad_norm), "chars_seen": self.chars_seen,
                           "chars_per_s": chars_per_s, "elapsed_s": elapsed}
                 self._log(record, on_log)
-            done = self._all_ranks(self.progress_fraction(elapsed), "max") >= 1.0
-            if self.step % cfg.eval_interval == 0 or done:
+            done = self.budget_spent(elapsed)
+            due = self.validation_due(time.perf_counter() - start)
+            if self.cfg.world > 1:  # every rank validates at the same steps
+                due = self._all_ranks(float(due), "max") > 0
+            if due or done:
                 val_bpc = self.validate()
                 last_eval_step = self.step
                 is_best = val_bpc < self.best_bpc
@@ -341,7 +369,14 @@ class Trainer:
         self.plot()
         return {"steps": self.step, "chars_seen": self.chars_seen, "best_val_bpc": self.best_bpc,
                 "elapsed_s": elapsed, "out": str(cfg.out), "world_size": cfg.world,
-                "weights_agree_across_ranks": self.weights_agree()}
+                "weights_agree_across_ranks": self.weights_agree(), "timing": self.timing(start)}
+
+    def timing(self, start: float) -> dict[str, Any]:
+        """Where this run's wall time went: training steps, validation passes, the rest (saving, logging)."""
+        wall = time.perf_counter() - start
+        return {"wall_s": round(wall, 1), "train_steps_s": round(self.step_seconds, 1),
+                "validation_s": round(self.validation_seconds, 1), "validations": self.validations,
+                "train_steps_share": round(self.step_seconds / max(wall, 1e-9), 3)}
 
     def _bar_position(self, elapsed: float) -> float:
         if self.cfg.steps and not self.cfg.minutes:
