@@ -11,6 +11,11 @@ scored as the simulated typist does (the offer is accepted when the file goes on
 accepted per position). Prints how often early and exhaustive agree and what each costs in search steps
 and beam rows (one beam row = one byte of one beam through the LSTM). `--length-penalty` measures other
 exponents of the ranking score (`codelstm.model.generate.LENGTH_PENALTY`) for the chosen mode.
+
+Files: by default bench/common.py's held-out texts; `bench/data/search_ranking_unseen.txt` lists 24 files of
+packages the default corpus does not hold, as installed in this project's .venv (numpy 2.4.6, matplotlib
+3.11.2, networkx 3.6.1, Pillow 13.0.0, contourpy 1.3.3, pygls 2.1.1):
+`python bench/search_ranking.py --files 24 $(cat bench/data/search_ranking_unseen.txt)`.
 """
 
 from __future__ import annotations
