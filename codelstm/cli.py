@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from codelstm import __version__
-from codelstm.commands import UserError, complete, corpus, evaluate, explore, lsp, serve, train
+from codelstm.commands import UserError, complete, corpus, evaluate, explore, lsp, mixer, serve, train
 
 EXIT_USAGE = 2
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codelstm", description="Code completion from a byte-level LSTM.")
     parser.add_argument("--version", action="version", version=f"codelstm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (serve, lsp, complete, corpus, train, evaluate, explore):
+    for command in (serve, lsp, complete, corpus, train, evaluate, mixer, explore):
         command.register(sub)
     return parser
 

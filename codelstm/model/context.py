@@ -1,0 +1,263 @@
+"""Context models: next-byte predictions from text the user already has (the document so far, a workspace).
+
+Code repeats itself: identifiers, call shapes and whole lines recur within a file and across a project,
+and an LSTM state of a few hundred units forgets most of what the file said a few KB back. Each context
+model here looks up the earlier occurrences of one context (the last n bytes, or the identifier typed so
+far) in the history and predicts what followed them:
+
+- **order-n models** (n in `ContextConfig.orders`): the bytes that followed the last `recent` occurrences
+  of the last n bytes, most recent first (PPM-like counts, but with a recency window instead of tables);
+- **the identifier model**: the same over the identifier typed so far plus the byte before it, whatever
+  its length, so `get_current_us` predicts how that name ended before;
+- **the match model**: the longest context that occurred before, followed to the byte after its latest
+  occurrence, with the verified length of the match (a long match is near certain).
+
+Contexts are found by a 64-bit polynomial hash of their bytes, which depends on the content only, so a
+document's contexts can be looked up in a workspace's index. Every model is a function of (history,
+position): nothing is carried from byte to byte, so a beam forks by remembering its own bytes only.
+
+`document_predictions` computes every position of a document at once (numpy, for evaluation and for
+fitting the mixer); `ContextIndex` holds a read-only history (a workspace, or a document's prefix)
+sorted by context hash for lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codelstm.model.generate import IDENTIFIER_MASK
+
+HASH_MULTIPLIER = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_MOD = 1 << 64
+_INVERSE = pow(HASH_MULTIPLIER, -1, _MOD)
+MATCH_CAP = 64  # bytes: a match verified this long is treated as certain enough; longer adds nothing
+_IDENT = IDENTIFIER_MASK.numpy()
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    orders: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # context lengths of the order-n models
+    recent: int = 32  # occurrences of a context counted, most recent first: code is local
+    identifier_max: int = 32  # identifier prefixes longer than this (bytes) get no identifier prediction
+
+    @property
+    def model_names(self) -> list[str]:
+        """Sources of a prediction, in mixer order: the LSTM, each order, the identifier and match models."""
+        return ["lstm", *(f"order{n}" for n in self.orders), "identifier", "match"]
+
+    def to_dict(self) -> dict:
+        return {"orders": list(self.orders), "recent": self.recent, "identifier_max": self.identifier_max}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContextConfig":
+        return cls(orders=tuple(data["orders"]), recent=int(data["recent"]),
+                   identifier_max=int(data["identifier_max"]))
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    """base**0 .. base**(count-1) modulo 2**64 (numpy's unsigned products wrap, which is the modulus)."""
+    out = np.empty(count, dtype=np.uint64)
+    out[0] = 1
+    if count > 1:
+        out[1:] = np.cumprod(np.full(count - 1, base, dtype=np.uint64))
+    return out
+
+
+class TextHashes:
+    """Prefix sums that give the hash of any slice data[a:i] in O(1), vectorised.
+
+    hash(data[a:i]) = sum_j (data[j] + 1) * P**(i-1-j) mod 2**64, computed as (S[i] - S[a]) * P**(i-1)
+    with S[i] = sum_{j<i} (data[j] + 1) * P**-j: the value depends on the bytes only, not on where they are.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        n = len(data)
+        values = np.frombuffer(data, dtype=np.uint8).astype(np.uint64) + np.uint64(1)
+        self.forward = _powers(HASH_MULTIPLIER, n + 1)
+        self.sums = np.zeros(n + 1, dtype=np.uint64)
+        if n:
+            self.sums[1:] = np.cumsum(values * _powers(_INVERSE, n))
+
+    def slices(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Hashes of data[starts[k]:ends[k]] (each end > start)."""
+        return (self.sums[ends] - self.sums[starts]) * self.forward[ends - 1]
+
+
+def hash_bytes(context: bytes) -> int:
+    """The hash `TextHashes.slices` gives these bytes, one context at a time (for incremental lookups)."""
+    h = 0
+    for b in context:
+        h = (h * HASH_MULTIPLIER + b + 1) % _MOD
+    return h
+
+
+def identifier_starts(data: bytes) -> np.ndarray:
+    """For each position i: where the identifier run ending at data[i-1] starts (i if data[i-1] is not one)."""
+    n = len(data)
+    ident = _IDENT[np.frombuffer(data, dtype=np.uint8)] if n else np.zeros(0, dtype=bool)
+    positions = np.arange(n + 1)
+    # a run starts at j when data[j] is an identifier byte and data[j-1] is not
+    starts_here = np.zeros(n + 1, dtype=bool)
+    starts_here[:n] = ident & ~np.concatenate(([False], ident[:-1]))
+    last_start = np.maximum.accumulate(np.where(starts_here, positions, 0))
+    out = positions.copy()
+    inside = np.concatenate(([False], ident))  # data[i-1] is an identifier byte
+    # for i with data[i-1] in a run, the run's start is the latest start at or before i-1
+    out[inside] = last_start[np.maximum(positions[inside] - 1, 0)]
+    return out
+
+
+def context_starts(data: bytes, config: ContextConfig) -> list[np.ndarray]:
+    """Per model (orders, then identifier): the start of the context predicting each position 0..len(data)-1;
+    -1 where the model has no context there (too near the start, or not inside an identifier)."""
+    n = len(data)
+    positions = np.arange(n)
+    out = []
+    for order in config.orders:
+        out.append(np.where(positions >= order, positions - order, -1))
+    run_start = identifier_starts(data)[:n]
+    word = run_start - 1  # the byte before the identifier belongs to the context (where the name starts)
+    length = positions - word
+    usable = (run_start < positions) & (word >= 0) & (length <= config.identifier_max)
+    out.append(np.where(usable, word, -1))
+    return out
+
+
+@dataclass
+class ContextIndex:
+    """A read-only history (a workspace's files, NUL-separated) sorted by context hash, per model.
+
+    For each model: `keys` (sorted hashes of the context before each position) and `positions` (where the
+    byte predicted by that context sits), positions ascending within equal keys, so the latest
+    occurrences of a context are the last entries of its range.
+    """
+
+    data: bytes
+    config: ContextConfig
+    keys: list[np.ndarray] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, data: bytes, config: ContextConfig) -> "ContextIndex":
+        index = cls(data, config)
+        hashes = TextHashes(data)
+        ends = np.arange(len(data))
+        for starts in context_starts(data, config):
+            valid = starts >= 0
+            keys = hashes.slices(starts[valid], ends[valid])
+            order = np.argsort(keys, kind="stable")
+            index.keys.append(keys[order])
+            index.positions.append(ends[valid][order].astype(np.int64))
+        return index
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data) + sum(k.nbytes + p.nbytes for k, p in zip(self.keys, self.positions))
+
+
+EMPTY = -1  # no prediction in this slot
+
+
+@dataclass
+class Predictions:
+    """Every context model's view of every position of one document (bulk form).
+
+    `next_bytes[m]`: (N, recent) int16, the bytes that followed the most recent occurrences of model m's
+    context, most recent first (document occurrences before workspace ones), EMPTY where there are fewer.
+    `match_byte`, `match_length`: (N,) the match model's predicted byte (EMPTY: none) and verified length.
+    """
+
+    next_bytes: list[np.ndarray]
+    match_byte: np.ndarray
+    match_length: np.ndarray
+
+
+def _match_lengths(a: bytes, a_end: np.ndarray, b: bytes, b_end: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """How far a[..a_end] and b[..b_end] agree backwards, counted from `floor` (known equal), capped."""
+    a_arr = np.frombuffer(a, dtype=np.uint8)
+    b_arr = np.frombuffer(b, dtype=np.uint8)
+    length = floor.copy()
+    alive = np.ones(len(length), dtype=bool)
+    for k in range(int(floor.min(initial=MATCH_CAP)), MATCH_CAP):
+        check = alive & (length == k)  # rows agreeing on exactly k bytes so far: compare the next one back
+        ia, ib = a_end - 1 - k, b_end - 1 - k
+        inside = check & (ia >= 0) & (ib >= 0)
+        same = np.zeros(len(length), dtype=bool)
+        same[inside] = a_arr[ia[inside]] == b_arr[ib[inside]]
+        length[same] += 1
+        alive &= ~(check & ~same)
+        if not alive.any():
+            break
+    return np.minimum(length, MATCH_CAP)
+
+
+def document_predictions(doc: bytes, config: ContextConfig, workspace: ContextIndex | None = None) -> Predictions:
+    """Every model's occurrences for every position of `doc`, read from its start (bulk, vectorised).
+
+    Position i is predicted from doc[:i] and the workspace; the occurrences of a context in the document
+    come first (the file is the most local evidence), then the workspace's latest ones.
+    """
+    n = len(doc)
+    recent = config.recent
+    doc_arr = np.frombuffer(doc, dtype=np.uint8)
+    ws_arr = np.frombuffer(workspace.data, dtype=np.uint8) if workspace is not None else None
+    hashes = TextHashes(doc)
+    ends = np.arange(n)
+    next_bytes: list[np.ndarray] = []
+    longest_hit = np.full(n, -1)  # the longest order whose context occurred before (for the match model)
+    hit_position = np.full(n, -1)  # where that context's latest occurrence's next byte sits
+    hit_in_doc = np.zeros(n, dtype=bool)
+    for m, starts in enumerate(context_starts(doc, config)):
+        table = np.full((n, recent), EMPTY, dtype=np.int16)
+        valid = np.flatnonzero(starts >= 0)
+        keys = hashes.slices(starts[valid], ends[valid])
+        order = np.argsort(keys, kind="stable")  # positions ascending within a key
+        sorted_keys, sorted_pos = keys[order], valid[order]
+        rank = np.empty(len(valid), dtype=np.int64)
+        rank[order] = np.arange(len(valid))
+        found = np.zeros(len(valid), dtype=np.int64)
+        latest = np.full(len(valid), -1)
+        for j in range(recent):
+            prev = rank - 1 - j
+            ok = prev >= 0
+            ok[ok] = sorted_keys[prev[ok]] == keys[ok]
+            if not ok.any():
+                break
+            pos = sorted_pos[prev[ok]]
+            table[valid[ok], j] = doc_arr[pos]
+            found[ok] += 1
+            if j == 0:
+                latest[ok] = pos
+        if workspace is not None and len(workspace.keys[m]):
+            wk, wp = workspace.keys[m], workspace.positions[m]
+            hi = np.searchsorted(wk, keys, side="right")
+            lo = np.searchsorted(wk, keys, side="left")
+            for j in range(recent):
+                ok = (hi - 1 - j >= lo) & (found < recent)
+                if not ok.any():
+                    break
+                rows = np.flatnonzero(ok)
+                table[valid[rows], found[rows]] = ws_arr[wp[hi[rows] - 1 - j]]
+                found[rows] += 1
+            ws_latest = np.where(hi > lo, wp[np.maximum(hi - 1, 0)], -1)
+        else:
+            ws_latest = np.full(len(valid), -1)
+        next_bytes.append(table)
+        if m < len(config.orders):  # orders ascend: a later hit is a longer context
+            hit = valid[(latest >= 0) | (ws_latest >= 0)]
+            in_doc = (latest >= 0)[(latest >= 0) | (ws_latest >= 0)]
+            where = np.where(latest >= 0, latest, ws_latest)[(latest >= 0) | (ws_latest >= 0)]
+            longest_hit[hit] = config.orders[m]
+            hit_position[hit] = where
+            hit_in_doc[hit] = in_doc
+    match_byte = np.full(n, EMPTY, dtype=np.int16)
+    match_length = np.zeros(n, dtype=np.int64)
+    for in_doc, source, source_arr in ((True, doc, doc_arr), (False, workspace.data if workspace else b"", ws_arr)):
+        rows = np.flatnonzero((longest_hit > 0) & (hit_in_doc == in_doc))
+        if not len(rows):
+            continue
+        match_byte[rows] = source_arr[hit_position[rows]]
+        match_length[rows] = _match_lengths(doc, rows, source, hit_position[rows], longest_hit[rows])
+    return Predictions(next_bytes, match_byte, match_length)

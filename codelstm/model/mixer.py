@@ -1,0 +1,202 @@
+"""The mixer: one next-byte distribution from the LSTM's and the context models' predictions.
+
+    p(b) = sum_m w_m p_m(b),   w_m = exp(a[c, m, k_m]) / sum_{m' present} exp(a[c, m', k_m'])
+
+over the models m present at this position (the LSTM always is; a context model is present when its
+context occurred before). Each p_m sums to 1 over the 256 bytes, so p does too. The weight of a model
+is selected by a small context: c, the class of the previous byte (identifier, blank, newline, other),
+and k_m, the model's own confidence bucket (for an order-n model: how many earlier occurrences it found
+and how many of them agree with the latest; for the match model: the verified match length; for the
+LSTM: its largest probability). The logits `a` are fitted on a corpus (`fit_mixer` in training) and
+adapted online per document by the gradient of log p(actual byte), so a file whose context models
+are reliable comes to trust them more. docs/context.md has the derivation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codelstm.model.context import EMPTY, ContextConfig, Predictions
+
+MIXER_FILE = "mixer.json"
+SELECTORS = 4  # previous byte: identifier, blank (space/tab), newline, anything else
+BUCKETS = 18  # per model; the largest bucket count any model uses
+_COUNT_EDGES = np.array([1, 2, 3, 5, 9, 17])  # occurrences found: 1, 2, 3-4, 5-8, 9-16, 17+
+_MATCH_EDGES = np.array([1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49])  # verified match length buckets
+_LSTM_EDGES = np.array([0.0, 0.3, 0.5, 0.7, 0.85, 0.95])  # the LSTM's largest probability
+
+
+def selector_of(previous: np.ndarray) -> np.ndarray:
+    """Class of the previous byte (-1: the document start counts as a newline)."""
+    from codelstm.model.context import _IDENT
+
+    prev = np.asarray(previous)
+    out = np.full(prev.shape, 3, dtype=np.int64)
+    safe = np.clip(prev, 0, 255)
+    out[_IDENT[safe]] = 0
+    out[(prev == 0x20) | (prev == 0x09)] = 1
+    out[(prev == 0x0A) | (prev < 0)] = 2
+    return out
+
+
+def count_buckets(found: np.ndarray, agree: np.ndarray) -> np.ndarray:
+    """Confidence bucket of an order-n or identifier model: (occurrences found) x (share agreeing with the latest)."""
+    size = np.searchsorted(_COUNT_EDGES, found, side="right") - 1
+    share = np.where(agree >= found, 0, np.where(2 * agree >= found, 1, 2))
+    return np.clip(size, 0, 5) * 3 + share
+
+
+def match_buckets(length: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(_MATCH_EDGES, length, side="right") - 1, 0, len(_MATCH_EDGES) - 1)
+
+
+def lstm_buckets(top_probability: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(_LSTM_EDGES, top_probability, side="right") - 1, 0, len(_LSTM_EDGES) - 1)
+
+
+@dataclass
+class MixerWeights:
+    """Fitted selection logits a[selector, model, bucket], the context models' settings, the online rate."""
+
+    config: ContextConfig = field(default_factory=ContextConfig)
+    logits: np.ndarray | None = None  # (SELECTORS, models, BUCKETS); None: every model weighted alike
+    online_rate: float = 0.02  # step size of the per-document adaptation (0: none)
+    fitted_on: dict = field(default_factory=dict)  # what the logits were fitted on (provenance)
+
+    def __post_init__(self) -> None:
+        if self.logits is None:
+            self.logits = np.zeros((SELECTORS, len(self.config.model_names), BUCKETS), dtype=np.float64)
+        expected = (SELECTORS, len(self.config.model_names), BUCKETS)
+        if self.logits.shape != expected:
+            raise ValueError(f"mixer logits have shape {self.logits.shape}, expected {expected}")
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / MIXER_FILE
+        path.write_text(json.dumps({
+            "format": "codelstm-mixer/1", "context": self.config.to_dict(), "online_rate": self.online_rate,
+            "models": self.config.model_names, "fitted_on": self.fitted_on,
+            "logits": np.round(self.logits, 5).tolist(),
+        }, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "MixerWeights | None":
+        """The mixer shipped beside a checkpoint, or None when it has none (the LSTM is then used alone)."""
+        path = Path(folder) / MIXER_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != "codelstm-mixer/1":
+                raise ValueError(f"unknown format {data.get('format')!r}")
+            return cls(ContextConfig.from_dict(data["context"]), np.asarray(data["logits"], dtype=np.float64),
+                       float(data["online_rate"]), data.get("fitted_on", {}))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a usable mixer: {e}") from None
+
+
+@dataclass
+class Evidence:
+    """For each position of a document: each model's probability of the actual byte, its bucket, presence."""
+
+    target_probability: np.ndarray  # (N, models) float64
+    bucket: np.ndarray  # (N, models) int64
+    present: np.ndarray  # (N, models) bool
+    selector: np.ndarray  # (N,) int64
+
+
+def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: np.ndarray,
+                    lstm_top_probability: np.ndarray, config: ContextConfig) -> Evidence:
+    """Bulk evidence for a document, given the LSTM's log-probability of each actual byte and its largest
+    probability at each position (all the mixer needs of it, so no (N, 256) array is kept)."""
+    n = len(doc)
+    target = np.frombuffer(doc, dtype=np.uint8).astype(np.int64)
+    models = len(config.model_names)
+    prob = np.zeros((n, models))
+    bucket = np.zeros((n, models), dtype=np.int64)
+    present = np.zeros((n, models), dtype=bool)
+    prob[:, 0] = np.exp(np.asarray(lstm_target_logprob, dtype=np.float64))
+    bucket[:, 0] = lstm_buckets(np.asarray(lstm_top_probability, dtype=np.float64))
+    present[:, 0] = True
+    for m, table in enumerate(predictions.next_bytes, start=1):
+        found = (table != EMPTY).sum(axis=1)
+        hits = (table == target[:, None]).sum(axis=1)
+        agree = (table == table[:, :1]).sum(axis=1)
+        ok = found > 0
+        prob[ok, m] = hits[ok] / found[ok]
+        bucket[:, m] = count_buckets(found, agree)
+        present[:, m] = ok
+    m = models - 1
+    ok = predictions.match_byte != EMPTY
+    prob[ok, m] = (predictions.match_byte[ok] == target[ok]).astype(np.float64)
+    bucket[:, m] = match_buckets(predictions.match_length)
+    present[:, m] = ok
+    previous = np.concatenate(([-1], target[:-1])) if n else target
+    return Evidence(prob, bucket, present, selector_of(previous))
+
+
+def mixed_target_probability(weights: MixerWeights, evidence: Evidence, adapt: bool = True) -> np.ndarray:
+    """p(actual byte) at every position, with the weights adapted online along the document when `adapt`.
+
+    The mixture at position i uses the logits as they stand after positions < i, exactly what a
+    completion at i would use; then the logits take one gradient step on log p(actual byte).
+    """
+    logits = weights.logits.copy()
+    n = len(evidence.selector)
+    rows = np.arange(len(weights.config.model_names))
+    if not adapt or weights.online_rate == 0:
+        a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket]
+        a = np.where(evidence.present, a, -np.inf)
+        w = np.exp(a - a.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        return (w * evidence.target_probability).sum(axis=1)
+    out = np.empty(n)
+    rate = weights.online_rate
+    probs, buckets, present, selectors = (evidence.target_probability, evidence.bucket, evidence.present,
+                                          evidence.selector)
+    for i in range(n):
+        m = rows[present[i]]
+        k = buckets[i, m]
+        a = logits[selectors[i], m, k]
+        w = np.exp(a - a.max())
+        w /= w.sum()
+        pm = probs[i, m]
+        p = float(w @ pm)
+        out[i] = p
+        # d log p / d a_m = w_m (p_m - p) / p
+        logits[selectors[i], m, k] += rate * w * (pm - p) / max(p, 1e-12)
+    return out
+
+
+def mix_distribution(weights_logits: np.ndarray, config: ContextConfig, lstm_probs: np.ndarray, selector: int,
+                     lstm_bucket: int, tables: list[np.ndarray], match_byte: int, match_length: int) -> np.ndarray:
+    """The whole mixed distribution over 256 bytes at one position (what search and sampling use)."""
+    components = [lstm_probs.astype(np.float64)]
+    chosen = [weights_logits[selector, 0, lstm_bucket]]
+    for m, row in enumerate(tables, start=1):
+        row = row[row != EMPTY]
+        if not len(row):
+            continue
+        counts = np.bincount(row.astype(np.int64), minlength=256).astype(np.float64)
+        components.append(counts / len(row))
+        agree = int((row == row[0]).sum())
+        chosen.append(weights_logits[selector, m, count_buckets(np.array([len(row)]), np.array([agree]))[0]])
+    if match_byte != EMPTY:
+        one_hot = np.zeros(256)
+        one_hot[match_byte] = 1.0
+        components.append(one_hot)
+        chosen.append(weights_logits[selector, len(config.model_names) - 1, match_buckets(np.array([match_length]))[0]])
+    a = np.array(chosen)
+    w = np.exp(a - a.max())
+    w /= w.sum()
+    return w @ np.stack(components)
+
+
+def bits(probabilities: np.ndarray) -> float:
+    return float(-np.log2(np.maximum(probabilities, 1e-300)).sum())
+
+

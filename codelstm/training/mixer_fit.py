@@ -1,0 +1,40 @@
+"""Fitting the mixer's selection logits on a corpus (the math is in docs/context.md).
+
+The evidence of many documents (each model's probability of the actual byte, its bucket, whether it was
+present) is stacked and the logits a[selector, model, bucket] are fitted by Adam to the mean
+-log2 p(actual byte) of the static mixture; online adaptation then starts from them per document.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from codelstm.model.mixer import Evidence, MixerWeights
+
+
+def stack(evidence: list[Evidence]) -> Evidence:
+    return Evidence(*(np.concatenate([getattr(e, f) for e in evidence]) for f in
+                      ("target_probability", "bucket", "present", "selector")))
+
+
+def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300, lr: float = 0.1,
+               l2: float = 1e-4) -> MixerWeights:
+    """Return new weights whose logits minimise the static mixture's bits on `evidence` (full batch Adam)."""
+    e = stack(evidence)
+    models = e.present.shape[1]
+    prob = torch.from_numpy(np.maximum(e.target_probability, 1e-12))
+    present = torch.from_numpy(e.present)
+    shape = weights.logits.shape
+    index = torch.from_numpy((e.selector[:, None] * shape[1] + np.arange(models)[None, :]) * shape[2] + e.bucket)
+    logits = torch.tensor(weights.logits, dtype=torch.float64).flatten().requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    log_prob = prob.log()
+    for _ in range(steps):
+        a = logits[index].masked_fill(~present, -torch.inf)
+        loss = -(torch.logsumexp(a + log_prob, dim=1) - torch.logsumexp(a, dim=1)).mean() + l2 * (logits ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return MixerWeights(weights.config, logits.detach().view(shape).numpy().copy(), weights.online_rate,
+                        weights.fitted_on)

@@ -1,0 +1,151 @@
+"""Context models and the mixer: predictions match a brute-force reading of the history, the mixture is a
+distribution over all 256 bytes, and fitted weights beat the LSTM alone on repetitive code it never saw."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from codelstm.model import load_checkpoint
+from codelstm.model.context import EMPTY, ContextConfig, ContextIndex, document_predictions, hash_bytes, TextHashes
+from codelstm.model.mixer import (MixerWeights, bits, gather_evidence, mix_distribution, mixed_target_probability,
+                                  lstm_buckets, selector_of)
+from codelstm.training.mixer_fit import fit_logits
+
+CONFIG = ContextConfig(orders=(1, 2, 3, 4, 6, 8), recent=8, identifier_max=16)
+
+DOC = b"".join(
+    f"def handle_{name}(request, value):\n    result = compute_{name}(value)\n    return result + {i}\n\n".encode()
+    for i, name in enumerate(["alpha", "beta", "gamma", "alpha", "delta", "beta", "epsilon", "gamma"] * 2))
+WORKSPACE = b"def compute_alpha(value):\n    return value * 2\n\x00class Handler:\n    def handle_zeta(self):\n        pass\n\x00"
+
+
+def brute_force_next_bytes(history: bytes, workspace: bytes, context: bytes, recent: int) -> list[int]:
+    """Bytes that followed the latest occurrences of `context`: in the history (latest first), then the workspace."""
+    def followers(source: bytes) -> list[int]:
+        ends, at = [], source.find(context)
+        while at >= 0:
+            if at + len(context) < len(source):
+                ends.append(at + len(context))
+            at = source.find(context, at + 1)
+        return [source[e] for e in reversed(ends)]
+
+    return (followers(history) + followers(workspace))[:recent]
+
+
+def test_slice_hashes_depend_on_content_only():
+    data = b"xx return value yy return value"
+    hashes = TextHashes(data)
+    a, b = data.find(b"return value"), data.rfind(b"return value")
+    got = hashes.slices(np.array([a, b]), np.array([a + 12, b + 12]))
+    assert got[0] == got[1] == np.uint64(hash_bytes(b"return value"))
+    assert hashes.slices(np.array([0]), np.array([3]))[0] != got[0]
+
+
+@pytest.mark.parametrize("with_workspace", [False, True])
+def test_order_models_list_the_bytes_that_followed_earlier_occurrences(with_workspace):
+    workspace = ContextIndex.build(WORKSPACE, CONFIG) if with_workspace else None
+    pred = document_predictions(DOC, CONFIG, workspace)
+    rng = random.Random(0)
+    for i in rng.sample(range(len(DOC)), 200):
+        for m, order in enumerate(CONFIG.orders):
+            row = [int(b) for b in pred.next_bytes[m][i] if b != EMPTY]
+            if i < order:
+                assert row == []
+                continue
+            expected = brute_force_next_bytes(DOC[:i], WORKSPACE if with_workspace else b"", DOC[i - order:i],
+                                              CONFIG.recent)
+            assert row == expected, (i, order)
+
+
+def test_identifier_model_predicts_how_a_name_seen_before_ends():
+    i = DOC.index(b"compute_gamma") + len(b"compute_g")  # the first `compute_g...`: only `compute_alpha/beta` before
+    pred = document_predictions(DOC, CONFIG)
+    ident = CONFIG.orders.__len__()  # the identifier model comes right after the orders
+    assert [b for b in pred.next_bytes[ident][i] if b != EMPTY] == []  # `compute_g` never occurred before
+    j = DOC.index(b"compute_gamma", i) + len(b"compute_g")  # its second occurrence
+    assert chr(pred.next_bytes[ident][j][0]) == "a"
+    k = DOC.index(b"handle_epsilon") + len(b"handle_")  # `(handle_` seen before, followed by several names
+    assert len({b for b in pred.next_bytes[ident][k] if b != EMPTY}) >= 3
+
+
+def test_match_model_follows_the_latest_longest_context_and_measures_the_match():
+    second = DOC.index(b"def handle_alpha", 1) + len(b"def handle_alpha(request, value):\n    resu")
+    pred = document_predictions(DOC, CONFIG)
+    longest = max(CONFIG.orders)
+    latest = DOC[:second - 1].rfind(DOC[second - longest:second]) + longest  # where the byte after it sits
+    agree = 0
+    while agree < 64 and DOC[second - 1 - agree] == DOC[latest - 1 - agree]:
+        agree += 1
+    assert chr(pred.match_byte[second]) == chr(DOC[latest]) == "l"
+    assert pred.match_length[second] == agree > longest
+
+
+def _evidence(doc: bytes, workspace: ContextIndex | None = None, logprobs: np.ndarray | None = None):
+    if logprobs is None:
+        rng = np.random.default_rng(0)
+        logits = rng.normal(size=(len(doc), 256))
+        logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    target = logprobs[np.arange(len(doc)), np.frombuffer(doc, dtype=np.uint8)]
+    top = np.exp(logprobs.max(axis=1))
+    return gather_evidence(doc, document_predictions(doc, CONFIG, workspace), target, top, CONFIG), logprobs
+
+
+def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
+    rng = np.random.default_rng(1)
+    weights = MixerWeights(CONFIG, rng.normal(size=MixerWeights(CONFIG).logits.shape), online_rate=0.0)
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    evidence, logprobs = _evidence(DOC, workspace)
+    bulk = mixed_target_probability(weights, evidence, adapt=False)
+    pred = document_predictions(DOC, CONFIG, workspace)
+    for i in rng.choice(len(DOC), 100, replace=False):
+        probs = np.exp(logprobs[i])
+        previous = DOC[i - 1] if i else -1
+        dist = mix_distribution(weights.logits, CONFIG, probs, int(selector_of(np.array([previous]))[0]),
+                                int(lstm_buckets(np.array([probs.max()]))[0]), [t[i] for t in pred.next_bytes],
+                                int(pred.match_byte[i]), int(pred.match_length[i]))
+        assert dist.shape == (256,)
+        assert abs(dist.sum() - 1.0) < 1e-5
+        assert (dist > 0).all()  # the LSTM keeps every byte possible
+        assert dist[DOC[i]] == pytest.approx(bulk[i], rel=1e-9)
+
+
+def test_mixer_weights_round_trip_through_json(tmp_path):
+    weights = MixerWeights(CONFIG, np.arange(np.prod(MixerWeights(CONFIG).logits.shape), dtype=float).reshape(
+        MixerWeights(CONFIG).logits.shape) / 100, online_rate=0.03, fitted_on={"bytes": 12})
+    weights.save(tmp_path)
+    back = MixerWeights.load(tmp_path)
+    assert back.config == CONFIG and back.online_rate == 0.03 and back.fitted_on == {"bytes": 12}
+    np.testing.assert_allclose(back.logits, weights.logits, atol=1e-5)
+    (tmp_path / "mixer.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not a usable mixer"):
+        MixerWeights.load(tmp_path)
+    assert MixerWeights.load(tmp_path / "missing") is None
+
+
+@torch.no_grad()
+def _lstm_logprobs(model, doc: bytes) -> np.ndarray:
+    ids = torch.tensor([0, *doc], dtype=torch.long).view(1, -1)
+    logits, _, _ = model(ids[:, :-1])
+    return torch.log_softmax(logits[0].float(), dim=-1).numpy()
+
+
+def test_fitted_mixer_beats_the_lstm_alone_on_code_it_never_saw(tiny_model):
+    """The tiny model learned `def function_N(value)` files; these files use other names, repeated within
+    each file: the context models pick the repeats up, and online adaptation helps further."""
+    model, _ = load_checkpoint(tiny_model)
+    files = [b"".join(f"class Widget{k}:\n    def render_{k}(self, canvas):\n        canvas.draw(self.shape_{k})\n\n"
+                      .encode() for k in range(j, j + 6)) for j in range(6)]
+    evidence = [_evidence(f, logprobs=_lstm_logprobs(model, f))[0] for f in files]
+    fitted = fit_logits(MixerWeights(CONFIG, online_rate=0.0), evidence[:3], steps=150)
+    held_out = evidence[3:]
+    n = sum(len(f) for f in files[3:])
+    lstm_alone = sum(bits(e.target_probability[:, 0]) for e in held_out) / n
+    mixed = sum(bits(mixed_target_probability(fitted, e, adapt=False)) for e in held_out) / n
+    fitted.online_rate = 0.05
+    adapted = sum(bits(mixed_target_probability(fitted, e, adapt=True)) for e in held_out) / n
+    assert mixed < 0.7 * lstm_alone
+    assert adapted < mixed + 0.02
