@@ -20,7 +20,7 @@ import torch
 from codelstm.model.generate import Search, SearchSpec, is_identifier_byte, prefill_many, run_searches, step_searches
 from codelstm.model.network import ByteLM, use_onednn
 from codelstm.training.evaluate import document_nll_bits, resolve_precision, states_at
-from codelstm.training.sampling import Sampling, spread, typist_windows
+from codelstm.training.sampling import Sampling, spread, spread_positions, typist_windows
 
 TOKEN_SPEC = SearchSpec(mode="token", n=5, max_chars=48)
 LINE_SPEC = SearchSpec(mode="line", n=1, max_chars=64)
@@ -91,7 +91,7 @@ def identifier_accuracy(model: ByteLM, docs: list[bytes], per_file: int, precisi
     picked = []
     for doc in docs:
         starts = identifier_starts(doc)
-        picked.append([starts[j] for j in spread(len(starts), per_file)])
+        picked.append([starts[j] for j in spread_positions([p for p, _ in starts], len(doc), per_file)])
     states = states_at(model, docs, [[p for p, _ in ps] for ps in picked], precision=precision)
     jobs = []
     for doc, ps, st in zip(docs, picked, states):

@@ -9,6 +9,7 @@ defaults without loading it.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 
@@ -17,7 +18,7 @@ class Sampling:
     """Where the search-based metrics look; every count here is reported with the results."""
 
     files: int = 16  # files, evenly spaced through the list (the first ones often share one source)
-    identifiers: int = 32  # identifier starts per file, evenly spaced over all of the file's identifier starts
+    identifiers: int = 32  # identifier starts per file, the first one after each of evenly spaced byte offsets
     typed_bytes: int = 128  # bytes the simulated typist types per file ...
     windows: int = 2  # ... in this many stretches spread through the file, each from a line start
 
@@ -27,6 +28,20 @@ def spread(count: int, k: int) -> list[int]:
     if k >= count:
         return list(range(count))
     return [(2 * j + 1) * count // (2 * k) for j in range(k)]
+
+
+def spread_positions(positions: list[int], length: int, k: int) -> list[int]:
+    """Indices of up to k of the sorted `positions` (in a text of `length` bytes): for each of k evenly spaced
+    byte offsets, the first position at or after it. Spread by bytes, not by count, so that a dense stretch
+    (a licence header is prose: an identifier every few bytes) gets no more than its share of the file."""
+    if k >= len(positions):
+        return list(range(len(positions)))
+    picked: list[int] = []
+    for target in spread(length, k):
+        i = bisect.bisect_left(positions, target)
+        if i < len(positions) and (not picked or i > picked[-1]):
+            picked.append(i)
+    return picked
 
 
 def typist_windows(doc: bytes, typed_bytes: int, windows: int) -> list[tuple[int, int]]:
