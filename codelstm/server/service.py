@@ -117,12 +117,19 @@ class CompletionService:
         """The checkpoint folder `path` names (relative to the models folder, or absolute inside it), and
         how errors may call it: never a path outside the models folder, never whether one exists."""
         root = self.models_root()
-        target = (root / path).resolve()
+        try:
+            target = (root / path).resolve()
+        except (ValueError, OSError):  # a NUL byte, a name too long for the file system, a symlink loop
+            raise APIError(400, "invalid_checkpoint", "that path cannot name a folder on this server") from None
         if not target.is_relative_to(root):
             raise APIError(403, "forbidden", "reload loads only checkpoints inside the models folder "
                                              "(CODELSTM_MODELS_DIR); give a path relative to it")
         shown = target.relative_to(root).as_posix() or "."
-        if not target.is_dir():
+        try:
+            is_dir = target.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
             raise APIError(400, "invalid_checkpoint", f"no checkpoint folder {shown!r} in the models folder")
         return target, shown
 

@@ -49,6 +49,13 @@ def test_reload_errors_name_paths_relative_to_the_models_folder(admin, models):
     assert str(models) not in broken.text and "broken" in broken.text
 
 
+@pytest.mark.parametrize("path", ["a\u0000b", "x" * 300])  # NUL; a name over 255 bytes
+def test_reload_of_an_impossible_path_is_400_not_500(admin, models, path):
+    r = admin.post("/v1/model/reload", json={"path": path})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_checkpoint"
+    assert str(models) not in r.text
+
+
 def test_reload_by_name_and_by_absolute_path_inside_the_folder(admin, models):
     assert admin.post("/v1/model/reload", json={"path": "team"}).json()["name"] == "team"
     assert admin.post("/v1/model/reload", json={"path": str(models / "team")}).status_code == 200
