@@ -28,6 +28,7 @@ def register(sub) -> None:
     fit.add_argument("--online-rate", type=float, default=0.02,
                      help="step size of the per-document adaptation shipped with the weights (default 0.02)")
     fit.add_argument("--out", type=Path, default=None, help="folder for mixer.json (default: the checkpoint's)")
+    fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(handler=run_fit)
 
@@ -52,6 +53,10 @@ def run_fit(args) -> int:
     docs = spread_by_package(pool, args.bytes_per_package)
     if not docs:
         raise UserError(f"corpus {args.data} has no files in split {args.split}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model, _ = load_model(args.model)
     weights = MixerWeights(online_rate=args.online_rate)
     evidence = []
