@@ -174,7 +174,10 @@ class CompletionService:
         except ShuttingDown as e:
             m.labels("shutting_down").inc()
             raise APIError(503, "shutting_down", str(e), {"Retry-After": "1"}) from None
-        except (JobFailed, Cancelled) as e:
+        except Cancelled as e:
+            m.labels("cancelled").inc()
+            raise APIError(499, "cancelled", str(e)) from None
+        except JobFailed as e:
             m.labels("failed").inc()
             raise APIError(500, "internal_error", f"this completion failed ({e}); other requests were not affected") from None
         finally:
