@@ -20,13 +20,16 @@ from codelstm.model.network import ByteLM, State, use_onednn
 Mode = Literal["token", "line", "block"]
 NEWLINE = 0x0A
 END = -1  # pseudo-byte: the completion ends here (identifier end, newline)
-# Results rank by score = logprob / len**LENGTH_PENALTY[mode]: a larger exponent favours longer completions, and
-# makes the search run longer before its top n are settled (`Search._settled`). Measured on held-out files with
-# the ranking exact (bench/search_ranking.py; BENCHMARKS.md, "Beam search ranking"): 0.7 ranked longer wrong names
-# and lines first. Token: 0.3 is as accurate as raw log-probability and still offers whole names (`ArgumentParser`,
-# not `Argument` because the model expects `(` next); line: raw log-probability accepts the most characters;
-# block: 0.7 kept (no metric tells block rankings apart yet).
+# Results rank by score = logprob / min(len, SCORED_LENGTH[mode])**LENGTH_PENALTY[mode]: a larger exponent favours
+# longer completions, and makes the search run longer before its top n are settled (`Search._settled` must assume
+# a beam may still grow to max_chars, or to the scored length when that is shorter). Measured on held-out files
+# with the ranking exact (bench/search_ranking.py; BENCHMARKS.md, "Beam search ranking"): 0.7 ranked longer wrong
+# names and lines first. Token: 0.3 is as accurate as raw log-probability and still offers whole names
+# (`ArgumentParser`, not `Argument`, which the model expects `(` after); names past 16 bytes score no better,
+# which settles the search sooner at the same accuracy. Line: raw log-probability accepts the most characters.
+# Block: 0.7 kept (no metric tells block rankings apart yet).
 LENGTH_PENALTY: dict[str, float] = {"token": 0.3, "line": 0.0, "block": 0.7}
+SCORED_LENGTH: dict[str, int] = {"token": 16, "line": 512, "block": 512}  # bytes; 512 is the API's max_chars
 
 
 def is_identifier_byte(b: int) -> bool:
@@ -59,17 +62,17 @@ class Completion:
     text: str
     logprob: float
     finish_reason: str  # stop | length | newline | identifier_end
-    length_penalty: float = field(default=0.0, repr=False, compare=False)  # the search mode's LENGTH_PENALTY
+    mode: Mode = field(default="line", repr=False, compare=False)  # the search's: it sets how length scores
 
     @property
     def score(self) -> float:
         """What results are ranked by, and what the search prunes by (`Search._settled`)."""
-        return normalised(self.logprob, len(self.text.encode("utf-8")), self.length_penalty)
+        return normalised(self.logprob, len(self.text.encode("utf-8")), self.mode)
 
 
-def normalised(logprob: float, length: int, penalty: float) -> float:
-    """The length-normalised score of a completion of `length` bytes with this log-probability."""
-    return logprob / max(length, 1) ** penalty
+def normalised(logprob: float, length: int, mode: Mode) -> float:
+    """The length-normalised score of a `mode` completion of `length` bytes with this log-probability."""
+    return logprob / min(max(length, 1), SCORED_LENGTH[mode]) ** LENGTH_PENALTY[mode]
 
 
 Utf8State = tuple[int, int, int]  # (continuation bytes owed, lowest and highest allowed next byte)
@@ -144,7 +147,6 @@ class Search:
     def __init__(self, spec: SearchSpec, state: State, logits: torch.Tensor, context: bytes = b"") -> None:
         """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail."""
         self.spec = spec
-        self.length_penalty = LENGTH_PENALTY[spec.mode]
         self.finished: list[Completion] = []  # distinct texts; only those that may still be among the best n
         self.beams = [_Beam(b"", 0.0)]
         self.state: State = state
@@ -171,7 +173,7 @@ class Search:
         text = _decode_whole_characters(data)
         if not text.strip():
             return
-        done = Completion(text, logprob, reason, self.length_penalty)
+        done = Completion(text, logprob, reason, self.spec.mode)
         for i, c in enumerate(self.finished):
             if c.text == text:
                 if done.score > c.score:
@@ -284,16 +286,16 @@ class Search:
 
         A beam's descendants finish with a log-probability no higher than its own (log-probs only fall)
         and at most `max_chars` bytes long (stop strings and dropped partial characters only shorten), and
-        a negative log-probability scores best over the longest length. So `normalised(logprob, max_chars)`
-        bounds every score a beam can still reach: a looser bound than raw log-probability, the rule before,
-        which pruned beams that would have finished as longer, better-scored names (`ArgumentParser`
-        pruned after `Argument`, issue 15)."""
+        a negative log-probability scores best over the longest (scored) length. So
+        `normalised(logprob, max_chars)` bounds every score a beam can still reach: a looser bound than raw
+        log-probability, the rule before, which pruned beams that would have finished as longer,
+        better-scored names (`ArgumentParser` pruned after `Argument`, issue 15)."""
         if not self.beams:
             return True
         if self.spec.exhaustive or len(self.finished) < self.spec.n:
             return False
         nth_best = sorted((c.score for c in self.finished), reverse=True)[self.spec.n - 1]
-        return normalised(max(b.logprob for b in self.beams), self.spec.max_chars, self.length_penalty) < nth_best
+        return normalised(max(b.logprob for b in self.beams), self.spec.max_chars, self.spec.mode) < nth_best
 
     def results(self) -> list[Completion]:
         """Best first, distinct, at most n."""
