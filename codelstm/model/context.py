@@ -7,8 +7,9 @@ far) in the history and predicts what followed them:
 
 - **order-n models** (n in `ContextConfig.orders`): the bytes that followed the last `recent` occurrences
   of the last n bytes, most recent first (PPM-like counts, but with a recency window instead of tables);
-- **the identifier model**: the same over the identifier typed so far plus the byte before it, whatever
-  its length, so `get_current_us` predicts how that name ended before;
+- **the identifier model**: the same over the identifier typed so far, whatever its length, counting only
+  earlier names that start the same way (`get_current_us` predicts how that name ended before, whether
+  it followed a dot, a blank or a bracket);
 - **the match model**: the longest context that occurred before, followed to the byte after its latest
   occurrence, with the verified length of the match (a long match is near certain).
 
@@ -118,10 +119,9 @@ def context_starts(data: bytes, config: ContextConfig) -> list[np.ndarray]:
     for order in config.orders:
         out.append(np.where(positions >= order, positions - order, -1))
     run_start = identifier_starts(data)[:n]
-    word = run_start - 1  # the byte before the identifier belongs to the context (where the name starts)
-    length = positions - word
-    usable = (run_start < positions) & (word >= 0) & (length <= config.identifier_max)
-    out.append(np.where(usable, word, -1))
+    length = positions - run_start  # the identifier typed so far: its start is aligned with a name's start
+    usable = (length >= 1) & (length <= config.identifier_max)
+    out.append(np.where(usable, run_start, -1))
     return out
 
 
@@ -149,7 +149,7 @@ class ContextIndex:
             keys = hashes.slices(starts[valid], ends[valid])
             order = np.argsort(keys, kind="stable")
             index.keys.append(keys[order])
-            index.positions.append(ends[valid][order].astype(np.int64))
+            index.positions.append(ends[valid][order].astype(np.int32))  # 12 bytes per entry with the key
         return index
 
     @property

@@ -28,16 +28,13 @@ class PositionPrediction:
 
 
 def _identifier_context(text: bytes, limit: int) -> int:
-    """Length of the identifier model's context at the end of `text` (0: none): the identifier typed so far
-    plus the byte before it, when the identifier does not run back to the document start."""
+    """Length of the identifier model's context at the end of `text` (0: none): the identifier typed so far."""
     k = 0
     while k < len(text) and _IDENT[text[-1 - k]]:
         k += 1
-        if k + 1 > limit:  # the context (identifier + the byte before) would exceed the limit
+        if k > limit:
             return 0
-    if k == 0 or k == len(text):
-        return 0
-    return k + 1
+    return k
 
 
 def _hash(text: bytes) -> int:
@@ -76,7 +73,7 @@ class ContextView:
                 tables.append(row)
                 continue
             context = text[i - length:]
-            followers, doc_latest = self._document_followers(text, context, m)
+            followers, doc_latest = self._document_followers(text, context, m, aligned=order is None)
             ws_latest = -1
             if len(followers) < cfg.recent:
                 ws_followers, ws_latest = self._workspace_followers(m, context, cfg.recent - len(followers))
@@ -96,8 +93,9 @@ class ContextView:
                 match_length += 1
         return PositionPrediction(tables, match_byte, match_length)
 
-    def _document_followers(self, text: bytes, context: bytes, model: int) -> tuple[list[int], int]:
-        """Followers of `context` before the end of `text`, latest first, and where the latest sits (-1: none)."""
+    def _document_followers(self, text: bytes, context: bytes, model: int, aligned: bool) -> tuple[list[int], int]:
+        """Followers of `context` before the end of `text`, latest first, and where the latest sits (-1: none).
+        `aligned`: count only occurrences that start a name (the identifier model)."""
         cfg = self.config
         i, n = len(text), len(context)
         out: list[int] = []
@@ -110,6 +108,9 @@ class ContextView:
             if at < 0:
                 break
             follower = at + n
+            if aligned and at > 0 and _IDENT[text[at - 1]]:
+                end = at + n - 1
+                continue
             if follower >= self.indexed:
                 out.append(text[follower])
                 latest = follower if latest < 0 else latest

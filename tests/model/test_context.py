@@ -68,7 +68,7 @@ def test_identifier_model_predicts_how_a_name_seen_before_ends():
     assert [b for b in pred.next_bytes[ident][i] if b != EMPTY] == []  # `compute_g` never occurred before
     j = DOC.index(b"compute_gamma", i) + len(b"compute_g")  # its second occurrence
     assert chr(pred.next_bytes[ident][j][0]) == "a"
-    k = DOC.index(b"handle_epsilon") + len(b"handle_")  # `(handle_` seen before, followed by several names
+    k = DOC.index(b"handle_epsilon") + len(b"handle_")  # `handle_` seen before, followed by several names
     assert len({b for b in pred.next_bytes[ident][k] if b != EMPTY}) >= 3
 
 
