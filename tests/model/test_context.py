@@ -168,3 +168,27 @@ def test_one_position_view_equals_the_bulk_predictions(indexed_share):
         for m, table in enumerate(pred.next_bytes):
             assert view.tables[m].tolist() == table[i].tolist(), (i, cut, indexed, m)
         assert (view.match_byte, view.match_length) == (int(pred.match_byte[i]), int(pred.match_length[i])), i
+
+
+def test_document_mixer_gives_a_search_step_what_the_adaptive_evaluation_gives():
+    """Adapted along the document so far, the mixer's distribution for each beam sums to 1 and scores the
+    actual next byte as the evaluation does at that position."""
+    from codelstm.model.context_view import ContextView
+    from codelstm.model.mixer import DocumentMixer
+
+    rng = np.random.default_rng(3)
+    weights = MixerWeights(CONFIG, rng.normal(size=MixerWeights(CONFIG).logits.shape), online_rate=0.05)
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    evidence, logprobs = _evidence(DOC, workspace)
+    walked = mixed_target_probability(weights, evidence, adapt=True)
+    target = logprobs[np.arange(len(DOC)), np.frombuffer(DOC, dtype=np.uint8)]
+    top = np.exp(logprobs.max(axis=1))
+    for cut in (1, 200, len(DOC) // 2, len(DOC) - 5):
+        prefix = DOC[:cut]
+        mixer = DocumentMixer(weights, ContextView(CONFIG, prefix, ContextIndex.build(prefix[:cut // 2], CONFIG),
+                                                   workspace))
+        mixer.adapt(target[:cut], top[:cut], document_predictions(prefix, CONFIG, workspace))
+        generated = [b"", DOC[cut:cut + 3]]
+        mixed = np.exp(mixer.mix(generated, logprobs[[cut, cut + 3]]))
+        assert np.allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
+        assert mixed[0, DOC[cut]] == pytest.approx(walked[cut], rel=1e-6)
