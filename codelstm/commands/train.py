@@ -93,6 +93,10 @@ def run(args) -> int:
         if not data.is_dir():
             raise UserError(f"corpus folder not found: {data}")
         corpus_s = time.perf_counter() - started
+        if args.threads is not None:  # before the report's first half, which would otherwise use every core
+            from codelstm.training.train import tune_cpu
+
+            tune_cpu(args.threads)
         report = Report(args, data, rank, world)
         report.measure_before()
         if args.minutes is not None or args.steps is None:
@@ -182,7 +186,8 @@ class Report:
         after, after_seconds = measure(load_model(self.args.out)[0], self._held_out(), "after", progress)
         self.seconds = self.before_seconds + after_seconds
         rows = compare(self.before, after, self._held_out())
-        return write_report(self.args.out, self.data, self.init, rows, result, self.seconds)
+        return write_report(self.args.out, self.data, self.init, rows, result,
+                            {"total": self.seconds, "before": self.before_seconds, "after": after_seconds})
 
 
 def publish(url: str, model: Path, admin_key: str | None) -> None:

@@ -64,7 +64,8 @@ def compare(before: dict[str, Any] | None, after: dict[str, Any], held_out: dict
 
 
 def write_report(out: Path, corpus: Path, init: Path | None, rows: dict[str, dict[str, Any]],
-                 train_result: dict[str, Any], report_seconds: float | None = None) -> Path:
+                 train_result: dict[str, Any], seconds: dict[str, float] | None = None) -> Path:
+    """report.md, report.json and report.png; `seconds`: how long measuring took ("total", "before", "after")."""
     manifest = json.loads((corpus / "manifest.json").read_text())
     lines = [f"# Retraining report: {out.name}", ""]
     verdicts = []
@@ -78,7 +79,7 @@ def write_report(out: Path, corpus: Path, init: Path | None, rows: dict[str, dic
     lines += [f"Initialised from `{init}`." if init else "Trained from scratch.",
               f"Steps {train_result.get('steps')}, characters seen {train_result.get('chars_seen'):,}, "
               f"training time {train_result.get('elapsed_s', 0) / 60:.1f} min.", "",
-              f"Report measured in {report_seconds:.0f} s." if report_seconds is not None else "", "",
+              _timing_line(seconds), "",
               "## Held-out files of the team's repositories", "",
               f"BPC over whole held-out files (up to {REPORT_BYTES:,} bytes per language, drawn in a fixed order); "
               f"keystrokes saved and identifier accuracy sampled in {REPORT_SAMPLING.files} files per language at "
@@ -103,8 +104,16 @@ def write_report(out: Path, corpus: Path, init: Path | None, rows: dict[str, dic
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps({"languages": rows, "train": train_result,
-                                                 "report_seconds": report_seconds}, indent=2, default=str))
+                                                 "report_seconds": seconds}, indent=2, default=str))
     return path
+
+
+def _timing_line(seconds: dict[str, float] | None) -> str:
+    if not seconds:
+        return ""
+    parts = [f"{label} model {seconds[key]:.1f} s" for key, label in (("before", "starting"), ("after", "new"))
+             if seconds.get(key)]
+    return f"Report measured in {seconds['total']:.1f} s ({', '.join(parts)})."
 
 
 def _plot(path: Path, rows: dict[str, dict[str, Any]]) -> None:

@@ -113,3 +113,18 @@ def test_publish_to_a_dead_service_keeps_the_model(tiny_corpus, tmp_path):
     line = one_line_error(result)
     assert "publish failed" in line and str(out) in line
     assert (out / "model.safetensors").is_file() and (out / "last" / "trainer.json").is_file()
+
+
+def test_minutes_bound_a_retrain_but_for_measuring_the_new_model(go_repo, tiny_model, tmp_path):
+    """The starting model is measured before training and that time is kept back, so only the new model's
+    measurement (bounded by the report's fixed sample, and shown) can run past the budget."""
+    out = tmp_path / "bounded"
+    result = run_cli("train", "--repo", str(go_repo), "--init", str(tiny_model), "--out", str(out), "--minutes", "0.5",
+                     "--lanes", "8", "--seq-len", "64", "--threads", "1", "--quiet", timeout=300)
+    assert result.returncode == 0, result.stderr
+    timing = json.loads(result.stdout)["timing"]
+    seconds = json.loads((out / "report.json").read_text())["report_seconds"]
+    assert timing["total_s"] - seconds["after"] <= 30 + 5, timing  # saving and plotting are not reserved
+    assert timing["report_s"] == pytest.approx(seconds["total"], abs=0.1)
+    assert seconds["before"] > 0 and timing["train_steps_s"] > 0
+    assert "Report measured in" in (out / "report.md").read_text()

@@ -108,3 +108,19 @@ def test_bad_inputs(tmp_path, tiny_corpus):
                                               "--out", str(tmp_path / "fresh"), "--steps", "1"))
     assert "too small" in one_line_error(run_cli("train", "--data", str(tiny_corpus), "--out", str(tmp_path / "o"),
                                                  "--steps", "1", "--lanes", "4096", "--seq-len", "1024"))
+
+
+def test_validation_under_a_minutes_budget_keeps_to_its_share(tiny_corpus, tmp_path):
+    """--eval-interval 1 would validate after every step; under --minutes validation may only take 5% of the time."""
+    out = tmp_path / "budget"
+    result = run_cli("train", "--data", str(tiny_corpus), "--out", str(out), "--minutes", "0.2",
+                     *TRAIN_ARGS[:-5], "--eval-interval", "1", "--threads", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    timing = json.loads(result.stdout)["timing"]
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = max(r["step"] for r in history)
+    validations = [r for r in history if "val_bpc" in r]
+    assert timing["validations"] == len(validations) >= 2
+    assert len(validations) < steps / 10
+    assert validations[-1]["step"] == steps  # the final model is always validated
+    assert 0 < timing["train_steps_s"] < timing["wall_s"]
