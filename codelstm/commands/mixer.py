@@ -37,7 +37,8 @@ def run_fit(args) -> int:
     from tqdm import tqdm
 
     from codelstm.model.mixer import MixerWeights
-    from codelstm.training.context_eval import evidence_for, lstm_scores_many
+    from codelstm.model.scoring import lstm_scores_many
+    from codelstm.training.context_eval import evidence_for
     from codelstm.training.heldout import folder_workspace, load_named, spread_by_package
     from codelstm.training.mixer_fit import fit_logits
 

@@ -221,6 +221,20 @@ class DocumentMixer:
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
 
+    @classmethod
+    def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray],
+                     workspace=None) -> "DocumentMixer":
+        """A mixer at the end of `document` (indexed whole), adapted along it with the LSTM's `scores`
+        (from `scoring.read_scored`); `workspace`: a ContextIndex or None."""
+        from codelstm.model.context import ContextIndex, document_predictions
+        from codelstm.model.context_view import ContextView
+
+        index = ContextIndex.build(document, weights.config) if document else None
+        mixer = cls(weights, ContextView(weights.config, document, index, workspace))
+        if document:
+            mixer.adapt(scores[0], scores[1], document_predictions(document, weights.config, workspace))
+        return mixer
+
     def adapt(self, lstm_target_logprob: np.ndarray, lstm_top_probability: np.ndarray,
               predictions: Predictions) -> None:
         """Run the online adaptation over the whole document (bulk predictions of it, the LSTM's scores)."""

@@ -13,67 +13,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Literal
 
 import numpy as np
-import torch
 
-from codelstm.model.config import DOC_SEPARATOR
 from codelstm.model.context import ContextIndex, document_predictions
 from codelstm.model.mixer import Evidence, MixerWeights, bits, gather_evidence, mixed_target_probability
-from codelstm.model.network import ByteLM, use_onednn
+from codelstm.model.network import ByteLM
+from codelstm.model.scoring import Scores, lstm_scores_many
 from codelstm.training.heldout import NamedDocument, folder_workspace
 
 Context = Literal["none", "document", "workspace"]
 CONTEXTS: tuple[Context, ...] = ("none", "document", "workspace")
 WORKSPACE_MAX_BYTES = 1 << 20  # a file's folder mates beyond this are left out (nearest names first)
-
-
-Scores = tuple[np.ndarray, np.ndarray]  # per position: log-probability of the actual byte, largest probability
-
-
-@torch.no_grad()
-def lstm_scores_many(model: ByteLM, docs: list[bytes], lanes: int = 16, chunk: int = 1024) -> list[Scores]:
-    """Each doc's scores, as if read alone from a fresh state after a NUL.
-
-    Documents are packed back to back into `lanes` rows (the model zeroes a row's state at each NUL, so
-    every document starts fresh): a CPU reads 16 rows at little more than the cost of one, while a single
-    sequence waits on one matrix-vector product after another.
-    """
-    rows: list[list[int]] = [[] for _ in range(min(lanes, max(len(docs), 1)))]
-    sizes = [0] * len(rows)
-    for i in sorted(range(len(docs)), key=lambda i: -len(docs[i])):  # longest first onto the emptiest row
-        row = sizes.index(min(sizes))
-        rows[row].append(i)
-        sizes[row] += len(docs[i]) + 1
-    longest = max(sizes)
-    seq = torch.full((len(rows), longest + 1), DOC_SEPARATOR, dtype=torch.long)
-    where: dict[int, tuple[int, int]] = {}
-    for r, members in enumerate(rows):
-        offset = 0
-        for i in members:
-            seq[r, offset + 1:offset + 1 + len(docs[i])] = torch.frombuffer(bytearray(docs[i]), dtype=torch.uint8).long()
-            where[i] = (r, offset)  # the NUL before doc i sits at `offset`
-            offset += len(docs[i]) + 1
-    seq = seq.to(model.device)
-    target_logprob = torch.empty(len(rows), longest)
-    top = torch.empty(len(rows), longest)
-    state = None
-    for pos in range(0, longest, chunk):
-        x, y = seq[:, pos:pos + chunk], seq[:, pos + 1:pos + chunk + 1]
-        x = x[:, :y.size(1)]
-        with use_onednn(True):
-            logits, _, state = model(x, state)
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        target_logprob[:, pos:pos + y.size(1)] = logprobs.gather(2, y.unsqueeze(-1)).squeeze(-1).cpu()
-        top[:, pos:pos + y.size(1)] = logprobs.max(dim=2).values.exp().cpu()
-    out = []
-    for i, doc in enumerate(docs):
-        r, offset = where[i]
-        out.append((target_logprob[r, offset:offset + len(doc)].numpy().copy(),
-                    top[r, offset:offset + len(doc)].numpy().copy()))
-    return out
-
-
-def lstm_scores(model: ByteLM, doc: bytes) -> Scores:
-    return lstm_scores_many(model, [doc])[0]
 
 
 def evidence_for(doc: bytes, scores: Scores, weights: MixerWeights,

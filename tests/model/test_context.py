@@ -192,3 +192,15 @@ def test_document_mixer_gives_a_search_step_what_the_adaptive_evaluation_gives()
         mixed = np.exp(mixer.mix(generated, logprobs[[cut, cut + 3]]))
         assert np.allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
         assert mixed[0, DOC[cut]] == pytest.approx(walked[cut], rel=1e-6)
+
+
+def test_documents_packed_into_lanes_score_as_if_read_alone(tiny_model):
+    from codelstm.model.scoring import lstm_scores_many, read_scored
+
+    model, _ = load_checkpoint(tiny_model)
+    docs = [DOC[:n] for n in (5, 700, 1, 300, 1200, 64)]
+    packed = lstm_scores_many(model, docs, lanes=3, chunk=100)
+    for doc, (target, top) in zip(docs, packed):
+        _, _, (alone_target, alone_top) = read_scored(model, doc)
+        np.testing.assert_allclose(target, alone_target, atol=1e-4)
+        np.testing.assert_allclose(top, alone_top, atol=1e-4)
