@@ -174,16 +174,17 @@ def test_reload_under_load_drops_nothing(tiny_model, tmp_path):
     shutil.copytree(tiny_model, other)
     with running_server(tiny_model, admin_key=ADMIN_KEY, models_dir=str(tmp_path)) as url:
         async def load_and_reload():
-            reloaded = asyncio.Event()
+            reloaded, swapped = asyncio.Event(), [0.0]
             async with httpx.AsyncClient(base_url=url, timeout=60) as c:
                 async def worker():
                     timed = []
-                    while not reloaded.is_set() or len(timed) < 2:  # keep load on until after the swap
+                    while True:  # keep the load on until a request sent after the swap has been answered
                         sent = time.monotonic()
                         r = await c.post("/v1/complete", json={"prefix": PREFIX, "n": 8, "mode": "block",
                                                                "max_chars": 300})
                         timed.append((sent, time.monotonic(), r))
-                    return timed
+                        if reloaded.is_set() and sent > swapped[0]:
+                            return timed
 
                 async def reload():
                     await asyncio.sleep(0.3)
@@ -192,6 +193,7 @@ def test_reload_under_load_drops_nothing(tiny_model, tmp_path):
                     ok = await c.post("/v1/model/reload", json={"path": str(other)},
                                       headers={"Authorization": f"Bearer {ADMIN_KEY}"})
                     window = (sent, time.monotonic())
+                    swapped[0] = window[1]
                     reloaded.set()
                     broken = await c.post("/v1/model/reload", json={"path": str(tmp_path / "none")},
                                           headers={"Authorization": f"Bearer {ADMIN_KEY}"})
