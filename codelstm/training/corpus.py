@@ -228,9 +228,12 @@ class CorpusBuilder:
         with tempfile.TemporaryDirectory(prefix="codelstm-corpus-") as tmp, \
                 open(self.out / "train.bin.tmp", "wb") as train_f, open(self.out / "val.bin.tmp", "wb") as val_f:
             writers = {"train": train_f, "val": val_f}
-            bar = tqdm(desc="corpus", unit="file", disable=not self.progress, dynamic_ncols=True)
+            bar = tqdm(desc="corpus", unit="file", total=0, disable=not self.progress, dynamic_ncols=True)
             for kind, value in resolved:
-                for cand in self._candidates(kind, value, Path(tmp)):
+                candidates = list(self._candidates(kind, value, Path(tmp)))  # names only: the bar gets a total, an ETA
+                bar.total += len(candidates)
+                bar.refresh()
+                for cand in candidates:
                     self._add(cand, writers)
                     bar.update(1)
                     bar.set_postfix(kept=self.stats["train"].files + self.stats["val"].files,
