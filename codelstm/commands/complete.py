@@ -23,6 +23,11 @@ def register(sub) -> None:
     p.add_argument("--max-chars", type=int, default=64, help="longest completion (default 64)")
     p.add_argument("--beam-width", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None, help="sample instead of beam search")
+    p.add_argument("--context", choices=("none", "document", "workspace"), default=None,
+                   help="mix context models into the LSTM (docs/context.md): over the prefix (document), also over "
+                   "the other source files of FILE's folder or of --workspace (workspace), or not at all (none); "
+                   "default: document when the model has a mixer.json, else none")
+    p.add_argument("--workspace", type=Path, default=None, help="folder whose source files are the workspace")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=run)
 
@@ -48,6 +53,43 @@ def read_location(location: str) -> tuple[str, str]:
     return text[:offset], text[offset:]
 
 
+WORKSPACE_MAX_BYTES = 4 << 20
+
+
+def context_for(args):
+    """(mixer weights or None, workspace ContextIndex or None) for --context/--workspace."""
+    from codelstm.commands.common import resolve_model_path
+    from codelstm.model.context import ContextIndex
+    from codelstm.model.mixer import MixerWeights
+
+    try:
+        weights = MixerWeights.load(resolve_model_path(args.model))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    context = args.context or ("document" if weights is not None else "none")
+    if context == "none":
+        if args.workspace is not None:
+            raise UserError("--workspace needs --context workspace")
+        return None, None
+    if weights is None:
+        raise UserError(f"--context {context} needs a mixer.json beside the model: run `codelstm mixer fit`")
+    if context == "document":
+        return weights, None
+    from codelstm.training.heldout import folder_sources, join_workspace
+
+    if args.workspace is not None:
+        if not args.workspace.is_dir():
+            raise UserError(f"workspace folder not found: {args.workspace}")
+        docs = folder_sources(args.workspace, recursive=True)
+    elif args.location is not None:
+        path = Path(args.location.rsplit(":", 2)[0])
+        docs = folder_sources(path.parent, exclude=path)
+    else:
+        raise UserError("--context workspace with --prefix needs --workspace DIR")
+    text = join_workspace(docs, WORKSPACE_MAX_BYTES)
+    return weights, (ContextIndex.build(text, weights.config) if text else None)
+
+
 def run(args) -> int:
     import json
 
@@ -63,9 +105,10 @@ def run(args) -> int:
         raise UserError("--temperature must be positive")
     prefix, suffix = (args.prefix, "") if args.prefix is not None else read_location(args.location)
     model, _ = load_model(args.model)
+    weights, workspace = context_for(args)
     spec = SearchSpec(mode=args.mode, n=args.n, max_chars=args.max_chars, beam_width=args.beam_width,
                       suffix=suffix, temperature=args.temperature)
-    results = complete(model, prefix, spec)
+    results = complete(model, prefix, spec, weights, workspace)
     if args.json:
         print(json.dumps([{"text": c.text, "logprob": round(c.logprob, 4), "finish_reason": c.finish_reason}
                           for c in results], indent=2))

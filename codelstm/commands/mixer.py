@@ -68,7 +68,7 @@ def run_fit(args) -> int:
         workspace = folder_workspace(doc, pool, 1 << 20)
         if workspace:  # ... and with its folder as workspace, so both situations shape the weights
             evidence.append(evidence_for(doc.data, scores, weights, workspace))
-    fitted = fit_logits(weights, evidence)
+    fitted = fit_logits(weights, evidence, progress=not args.quiet)
     fitted.fitted_on = {"data": str(args.data), "split": args.split, "files": len(docs),
                         "bytes": sum(len(d.data) for d in docs), "bytes_per_package": args.bytes_per_package,
                         "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

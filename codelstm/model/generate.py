@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
 from codelstm.model.config import DOC_SEPARATOR
 from codelstm.model.network import ByteLM, State, use_onednn
+
+if TYPE_CHECKING:
+    from codelstm.model.context import ContextIndex
+    from codelstm.model.mixer import DocumentMixer, MixerWeights
 
 Mode = Literal["token", "line", "block"]
 NEWLINE = 0x0A
@@ -144,9 +148,12 @@ def _line_indent(line: bytes) -> int:
 class Search:
     """One request's search. Feed `pending` bytes with `state`, then call `advance` with the log-probs."""
 
-    def __init__(self, spec: SearchSpec, state: State, logits: torch.Tensor, context: bytes = b"") -> None:
-        """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail."""
+    def __init__(self, spec: SearchSpec, state: State, logits: torch.Tensor, context: bytes = b"",
+                 mixer: DocumentMixer | None = None) -> None:
+        """`state`/`logits` are the model's after reading the prefix (batch 1); `context` is the prefix's tail.
+        `mixer`: the document's context models, mixed into every step's distribution (None: the LSTM alone)."""
         self.spec = spec
+        self.mixer = mixer
         self.finished: list[Completion] = []  # distinct texts; only those that may still be among the best n
         self.beams = [_Beam(b"", 0.0)]
         self.state: State = state
@@ -207,6 +214,9 @@ class Search:
             self.state = state
         spec = self.spec
         logprobs = logprobs.float()
+        if self.mixer is not None:  # one distribution everywhere: the LSTM's mixed with the context models'
+            mixed = self.mixer.mix([beam.data for beam in self.beams], logprobs.cpu().numpy())
+            logprobs = torch.from_numpy(mixed).float()
         sampling = spec.temperature is not None
         candidates = self._sample(logprobs) if sampling else self._best(logprobs)
         new_beams: list[_Beam] = []
@@ -373,10 +383,20 @@ def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256
         active = [s for s in searches if not s.done]
 
 
-def complete(model: ByteLM, prefix: str, spec: SearchSpec = SearchSpec()) -> list[Completion]:
-    """One completion request, start to finish (the terminal command and tests use this)."""
+def complete(model: ByteLM, prefix: str, spec: SearchSpec = SearchSpec(), mixer_weights: MixerWeights | None = None,
+             workspace: ContextIndex | None = None) -> list[Completion]:
+    """One completion request, start to finish (the terminal command and tests use this). With
+    `mixer_weights`, the context models over the prefix (and `workspace`) are mixed in."""
     data = prefix.encode("utf-8")
-    state, logits = prefill(model, data)
-    search = Search(spec, state, logits, data[-256:])
+    mixer = None
+    if mixer_weights is None:
+        state, logits = prefill(model, data)
+    else:
+        from codelstm.model.mixer import DocumentMixer
+        from codelstm.model.scoring import read_scored
+
+        state, logits, scores = read_scored(model, data)
+        mixer = DocumentMixer.for_document(mixer_weights, data, scores, workspace)
+    search = Search(spec, state, logits, data[-256:], mixer)
     run_searches(model, [search])
     return search.results()

@@ -62,10 +62,40 @@ def spread_by_package(docs: list[NamedDocument], bytes_per_package: int) -> list
 
 
 def folder_workspace(doc: NamedDocument, pool: list[NamedDocument], max_bytes: int) -> bytes:
-    """The other files of `doc`'s folder, NUL-separated, nearest names first, at most `max_bytes` in all."""
-    mates = sorted((d for d in pool if d.folder == doc.folder and d.name != doc.name), key=lambda d: d.name)
+    """The other files of `doc`'s folder, NUL-separated, in name order, at most `max_bytes` in all."""
+    return join_workspace([d for d in pool if d.folder == doc.folder and d.name != doc.name], max_bytes)
+
+
+def folder_sources(folder: Path, exclude: Path | None = None, recursive: bool = False) -> list[NamedDocument]:
+    """The source files of a folder on disk by the corpus rules (no vendored, generated, binary or huge files),
+    for `--context workspace`: the file itself (`exclude`) never counts."""
+    from codelstm.training.corpus import ALL_LANGUAGES, classify_content, classify_path, iter_folder
+
+    if recursive:
+        candidates = [(c.name, c.path) for c in iter_folder(folder, folder.name)]
+    else:
+        candidates = [(f"{folder.name}/{p.name}", p) for p in sorted(folder.iterdir()) if p.is_file()]
+    out = []
+    skip = exclude.resolve() if exclude is not None else None
+    for name, path in candidates:
+        if skip is not None and path.resolve() == skip:
+            continue
+        language, _ = classify_path(name, ALL_LANGUAGES)
+        if language is None:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if classify_content(data) is None:
+            out.append(NamedDocument(name, data))
+    return out
+
+
+def join_workspace(docs: list[NamedDocument], max_bytes: int) -> bytes:
+    """Documents NUL-separated, in name order, skipping any that would take the total past `max_bytes`."""
     out, used = [], 0
-    for d in mates:
+    for d in sorted(docs, key=lambda d: d.name):
         if used + len(d.data) + 1 > max_bytes:
             continue
         out.append(d.data)

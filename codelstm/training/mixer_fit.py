@@ -19,10 +19,15 @@ def stack(evidence: list[Evidence]) -> Evidence:
 
 
 def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300, lr: float = 0.1,
-               l2: float = 1e-4) -> MixerWeights:
-    """Return new weights whose logits minimise the static mixture's bits on `evidence` (full batch Adam)."""
+               l2: float = 1e-4, max_rows: int = 1_000_000, progress: bool = False) -> MixerWeights:
+    """Return new weights whose logits minimise the static mixture's bits on `evidence` (full batch Adam on
+    at most `max_rows` positions, an evenly spaced subset: a few hundred parameters need no more)."""
+    from tqdm import tqdm
+
     e = stack(evidence)
-    models = e.present.shape[1]
+    if len(e.selector) > max_rows:
+        keep = np.linspace(0, len(e.selector) - 1, max_rows).astype(np.int64)
+        e = Evidence(e.target_probability[keep], e.bucket[keep], e.present[keep], e.selector[keep])
     prob = torch.from_numpy(np.maximum(e.target_probability, 1e-12))
     present = torch.from_numpy(e.present)
     shape = weights.logits.shape
@@ -30,7 +35,7 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
     logits = torch.tensor(weights.logits, dtype=torch.float64).flatten().requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
     log_prob = prob.log()
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc="mixer fit", unit="step", disable=not progress, dynamic_ncols=True):
         a = logits[index].masked_fill(~present, -torch.inf)
         loss = -(torch.logsumexp(a + log_prob, dim=1) - torch.logsumexp(a, dim=1)).mean() + l2 * (logits ** 2).sum()
         opt.zero_grad()
