@@ -81,7 +81,8 @@ def write_report(out: Path, corpus: Path, init: Path | None, rows: dict[str, dic
               f"training time {train_result.get('elapsed_s', 0) / 60:.1f} min.", "",
               _timing_line(seconds), "",
               "## Held-out files of the team's repositories", "",
-              f"BPC over whole held-out files (up to {REPORT_BYTES:,} bytes per language, drawn in a fixed order); "
+              f"BPC over held-out files drawn in a fixed order, up to {REPORT_BYTES:,} bytes per language (the last "
+              "file cut there); "
               f"keystrokes saved and identifier accuracy sampled in {REPORT_SAMPLING.files} files per language at "
               f"positions spread through each whole file ({REPORT_SAMPLING.identifiers} identifier starts and "
               f"{REPORT_SAMPLING.windows} typing stretches of {REPORT_SAMPLING.typed_bytes // REPORT_SAMPLING.windows} "
