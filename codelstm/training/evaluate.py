@@ -124,6 +124,8 @@ def states_at(model: ByteLM, docs: list[bytes], positions: list[list[int]], lane
     What `prefill(model, doc[:p])` gives, for many positions of many documents in one packed read; the
     states come back in the model's dtype, ready for a search.
     """
+    if not docs:
+        return []
     was_training = model.training
     model.eval()
     seq, _, starts = _prepare(model, docs, lanes)
