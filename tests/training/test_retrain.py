@@ -52,7 +52,7 @@ def test_retrain_on_a_go_repository_beats_the_init_model(go_repo, tmp_path):
     out = tmp_path / "models" / "team"
     result = run_cli("train", "--repo", str(go_repo), "--init", "default", "--out", str(out), "--steps", "40",
                      "--lanes", "16", "--seq-len", "64", "--lr", "3e-3", "--warmup", "5", "--eval-interval", "20",
-                     "--quiet", timeout=900)
+                     "--threads", "1", "--quiet", timeout=900)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     go = report["languages"]["go"]
