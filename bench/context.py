@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from codelstm.commands.common import load_model, resolve_model_path  # noqa: E402
+from codelstm.model.context import ContextIndex  # noqa: E402
 from codelstm.model.mixer import MixerWeights  # noqa: E402
 from codelstm.training.context_eval import evaluate_contexts  # noqa: E402
 from codelstm.training.heldout import load_named, spread_by_package  # noqa: E402
@@ -62,6 +63,13 @@ def main() -> None:
             print("  per package (none / document / workspace):")
             for package, row in sorted(result.per_package.items()):
                 print(f"    {package:<40} {row['none']:.3f} {row['document']:.3f} {row['workspace']:.3f}")
+    sample = b"\x00".join(d.data for d in load_named(args.unseen, ("val",)))[:1 << 20]
+    start = time.perf_counter()
+    index = ContextIndex.build(sample, weights.config)
+    built = time.perf_counter() - start
+    report["workspace_index"] = {"text_bytes": len(sample), "index_bytes": index.nbytes, "build_s": round(built, 3)}
+    print(f"\nworkspace index over {len(sample) / 2**20:.1f} MiB of text: {index.nbytes / 2**20:.0f} MiB "
+          f"({index.nbytes / len(sample):.0f} bytes per text byte), built in {built:.2f} s")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -61,7 +61,7 @@ def run_fit(args) -> int:
     model, _ = load_model(args.model)
     weights = MixerWeights(online_rate=args.online_rate)
     evidence = []
-    all_scores = lstm_scores_many(model, [d.data for d in docs])
+    all_scores = lstm_scores_many(model, [d.data for d in docs], progress=not args.quiet)
     for doc, scores in tqdm(zip(docs, all_scores), desc="mixer evidence", unit="file", total=len(docs),
                             disable=args.quiet, dynamic_ncols=True):
         evidence.append(evidence_for(doc.data, scores, weights))  # the document alone ...

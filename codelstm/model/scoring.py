@@ -17,7 +17,8 @@ Scores = tuple[np.ndarray, np.ndarray]  # per position: log-probability of the a
 
 
 @torch.no_grad()
-def lstm_scores_many(model: ByteLM, docs: list[bytes], lanes: int = 16, chunk: int = 1024) -> list[Scores]:
+def lstm_scores_many(model: ByteLM, docs: list[bytes], lanes: int = 16, chunk: int = 1024,
+                     progress: bool = False) -> list[Scores]:
     """Each doc's scores, as if read alone from a fresh state after a NUL.
 
     Documents are packed back to back into `lanes` rows (the model zeroes a row's state at each NUL, so
@@ -43,7 +44,9 @@ def lstm_scores_many(model: ByteLM, docs: list[bytes], lanes: int = 16, chunk: i
     target_logprob = torch.empty(len(rows), longest)
     top = torch.empty(len(rows), longest)
     state = None
-    for pos in range(0, longest, chunk):
+    from tqdm import tqdm
+
+    for pos in tqdm(range(0, longest, chunk), desc="LSTM", unit="chunk", disable=not progress, dynamic_ncols=True):
         x, y = seq[:, pos:pos + chunk], seq[:, pos + 1:pos + chunk + 1]
         x = x[:, :y.size(1)]
         with use_onednn(True):

@@ -13,7 +13,9 @@ from codelstm.explorer.workbench import Workbench
 from codelstm.server.errors import install_error_handlers
 from codelstm.server.limits import BodySizeLimit
 from codelstm.server.metrics import ServiceMetrics
-from codelstm.server.routers import complete, explore, health, model
+from codelstm.model.context import ContextConfig
+from codelstm.model.workspaces import WorkspaceStore
+from codelstm.server.routers import complete, explore, health, model, workspaces
 from codelstm.server.service import CompletionService
 from codelstm.server.settings import ServerSettings
 
@@ -39,10 +41,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = None
     app.state.workbench = Workbench(settings.explore_cache_mb << 20)  # the explorer's task models and traces
+    app.state.workspaces = WorkspaceStore(ContextConfig(), settings.workspace_mb << 20, settings.workspace_max_mb << 20)
     install_error_handlers(app)
     app.include_router(complete.router)
     app.include_router(model.router)
     app.include_router(health.router)
+    app.include_router(workspaces.router)
     app.include_router(explore.router)
     app.include_router(explore.page)
     app.mount("/explore/static", StaticFiles(directory=explore.STATIC_DIR), name="explore-static")

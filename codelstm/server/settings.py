@@ -40,6 +40,8 @@ class ServerSettings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU computes it natively
     explore_max_chars: int = Field(8192, ge=16, le=1 << 20)  # UTF-8 bytes the neuron explorer traces per request
     explore_cache_mb: int = Field(512, ge=0)  # memory for the explorer's recent traces (least recently used go)
+    workspace_mb: int = Field(256, ge=1)  # memory for uploaded workspaces and their context indexes (LRU evicted)
+    workspace_max_mb: int = Field(16, ge=1)  # text bytes one workspace may hold; a bigger upload gets 413
 
     @field_validator("model_path", "admin_key", mode="before")
     @classmethod

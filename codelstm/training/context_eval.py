@@ -60,7 +60,7 @@ def evaluate_contexts(model: ByteLM, weights: MixerWeights, docs: list[NamedDocu
     packages: dict[str, dict[str, float]] = {}
     workspace_bytes = 0
     model.eval()
-    all_scores = lstm_scores_many(model, [d.data for d in docs])
+    all_scores = lstm_scores_many(model, [d.data for d in docs], progress=progress)
     for doc, scores in tqdm(zip(docs, all_scores), desc="eval (context)", unit="file", total=len(docs),
                             disable=not progress, dynamic_ncols=True):
         row = packages.setdefault(doc.package, {"bytes": 0, **{c: 0.0 for c in contexts}})

@@ -31,7 +31,7 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
     prob = torch.from_numpy(np.maximum(e.target_probability, 1e-12))
     present = torch.from_numpy(e.present)
     shape = weights.logits.shape
-    index = torch.from_numpy((e.selector[:, None] * shape[1] + np.arange(models)[None, :]) * shape[2] + e.bucket)
+    index = torch.from_numpy((e.selector[:, None] * shape[1] + np.arange(shape[1])[None, :]) * shape[2] + e.bucket)
     logits = torch.tensor(weights.logits, dtype=torch.float64).flatten().requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
     log_prob = prob.log()

@@ -31,3 +31,8 @@ codelstm train --data data/default-corpus --init default --out runs/default-bf16
 codelstm eval --model runs/default-bf16b --data data/default-corpus --record --json runs/default-bf16b/eval.json
 # Its `init.path` (this machine's absolute path) was replaced by a "from" line naming the commit.
 cp runs/default-bf16b/config.json runs/default-bf16b/model.safetensors codelstm/default_model/
+# 2026-11-25: the context-model mixer (docs/context.md), fitted on the val split (files the LSTM never
+# trained on), each file with the document alone and with its folder as workspace. 1 thread: the
+# machine was shared (two threads on busy cores run far slower than one).
+codelstm mixer fit --model default --data data/default-corpus --out runs/mixer-default --threads 1
+cp runs/mixer-default/mixer.json codelstm/default_model/
