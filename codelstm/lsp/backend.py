@@ -34,6 +34,8 @@ class HttpBackend:
             raise BackendUnavailable(f"codelstm server at {self.url} did not answer within {timeout_s * 1000:.0f} ms") from None
         except httpx.HTTPError as e:
             raise BackendUnavailable(f"codelstm server at {self.url} is unreachable ({type(e).__name__})") from None
+        if r.status_code == 409:  # superseded by a newer request for this document: nothing to show, nothing wrong
+            return []
         if r.status_code != 200:
             try:
                 message = r.json()["error"]["message"]

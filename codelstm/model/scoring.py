@@ -13,6 +13,7 @@ import torch
 from codelstm.model.config import DOC_SEPARATOR
 from codelstm.model.network import ByteLM, State, use_onednn
 
+PADDING = 0x20  # what fills a row after its last document (its scores are never read)
 Scores = tuple[np.ndarray, np.ndarray]  # per position: log-probability of the actual byte, largest probability
 
 
@@ -32,11 +33,14 @@ def lstm_scores_many(model: ByteLM, docs: list[bytes], lanes: int = 16, chunk: i
         rows[row].append(i)
         sizes[row] += len(docs[i]) + 1
     longest = max(sizes)
-    seq = torch.full((len(rows), longest + 1), DOC_SEPARATOR, dtype=torch.long)
+    # rows that end early are padded with blanks, not NULs: the model splits its pass at every column that
+    # holds a NUL (a document start), and a padding of NULs would split it at every byte
+    seq = torch.full((len(rows), longest + 1), PADDING, dtype=torch.long)
     where: dict[int, tuple[int, int]] = {}
     for r, members in enumerate(rows):
         offset = 0
         for i in members:
+            seq[r, offset] = DOC_SEPARATOR
             seq[r, offset + 1:offset + 1 + len(docs[i])] = torch.frombuffer(bytearray(docs[i]), dtype=torch.uint8).long()
             where[i] = (r, offset)  # the NUL before doc i sits at `offset`
             offset += len(docs[i]) + 1
