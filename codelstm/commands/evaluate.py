@@ -39,6 +39,13 @@ def register(sub) -> None:
                    "serving use there, else float32")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: all cores; on a machine whose cores are busy, 1 is faster)")
+    p.add_argument("--context", choices=("none", "document", "workspace"), default="none",
+                   help="also report BPC with the context models mixed in (docs/context.md; the model needs a "
+                   "mixer.json): over each file so far (document), and over the other source files of its folder "
+                   "or of --workspace (workspace), never the file itself. Default none: what `serve` does today. "
+                   "The search metrics are the LSTM's alone")
+    p.add_argument("--workspace", type=Path, default=None,
+                   help="with --context workspace: this folder's source files are every file's workspace")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the results as JSON")
     p.add_argument("--record", action="store_true",
@@ -71,6 +78,43 @@ def load_docs(args) -> list[bytes]:
     return docs
 
 
+def context_bpc(args, model):
+    """BPC with the context models over the same files (`--context`)."""
+    from codelstm.commands.common import resolve_model_path
+    from codelstm.model.mixer import MixerWeights
+    from codelstm.training.context_eval import WORKSPACE_MAX_BYTES, evaluate_contexts
+    from codelstm.training.heldout import NamedDocument, folder_sources, join_workspace, load_named
+
+    try:
+        weights = MixerWeights.load(resolve_model_path(args.model))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if weights is None:
+        raise UserError(f"--context {args.context} needs a mixer.json beside the model: run `codelstm mixer fit`")
+    if args.workspace is not None and not args.workspace.is_dir():
+        raise UserError(f"workspace folder not found: {args.workspace}")
+    workspaces = None
+    if args.data is not None:
+        try:
+            docs = load_named(args.data, ("val",))[: args.max_files]
+            pool = load_named(args.data, ("train", "val"))  # a file's folder mates, whichever split holds them
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from None
+    else:
+        paths = args.files[: args.max_files]
+        docs = [NamedDocument(str(p.resolve()), p.read_bytes()) for p in paths]
+        pool = None
+        if args.context == "workspace":
+            shared = join_workspace(folder_sources(args.workspace, recursive=True), WORKSPACE_MAX_BYTES) \
+                if args.workspace is not None else None
+            workspaces = {d.name: shared if shared is not None else
+                          join_workspace(folder_sources(p.parent, exclude=p), WORKSPACE_MAX_BYTES)
+                          for d, p in zip(docs, paths)}
+    docs = [d for d in docs if d.data]
+    return evaluate_contexts(model, weights, docs, pool, contexts=(args.context,), progress=not args.quiet,
+                             workspaces=workspaces)
+
+
 def run(args) -> int:
     from codelstm.training.metrics import evaluate
 
@@ -85,6 +129,8 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     docs = load_docs(args)
+    if args.workspace is not None and args.context != "workspace":
+        raise UserError("--workspace needs --context workspace")
     model, config = load_model(args.model)
     result = evaluate(model, docs, sampling, precision=args.precision, progress=not args.quiet)
     rows = [
@@ -97,12 +143,19 @@ def run(args) -> int:
         ("precision", result.precision),
         ("seconds (BPC / identifiers / keystrokes)", " / ".join(f"{v:.1f}" for v in result.seconds.values())),
     ]
+    if args.context != "none":
+        context = context_bpc(args, model)
+        rows.insert(3, (f"BPC, {args.context} context", f"{context.bpc[args.context]:.4f}"))
+        result_extra = {"context": args.context, "bpc_context": context.bpc[args.context],
+                        "context_workspace_bytes": context.workspace_bytes}
+    else:
+        result_extra = {}
     width = max(len(k) for k, _ in rows)
     print(f"model: {args.model}")
     for k, v in rows:
         print(f"  {k:<{width}}  {v:>12}")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"model": str(args.model), **result.to_dict()}, indent=2) + "\n")
+        args.json_out.write_text(json.dumps({"model": str(args.model), **result.to_dict(), **result_extra}, indent=2) + "\n")
     if args.record:
         from datetime import datetime, timezone
 

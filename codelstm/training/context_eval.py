@@ -49,8 +49,10 @@ class ContextEvalResult:
 
 def evaluate_contexts(model: ByteLM, weights: MixerWeights, docs: list[NamedDocument],
                       pool: list[NamedDocument] | None = None, contexts: Iterable[Context] = CONTEXTS,
-                      workspace_max_bytes: int = WORKSPACE_MAX_BYTES, progress: bool = True) -> ContextEvalResult:
-    """BPC per context on `docs`; `pool` holds the files that can form each one's workspace (default: docs)."""
+                      workspace_max_bytes: int = WORKSPACE_MAX_BYTES, progress: bool = True,
+                      workspaces: dict[str, bytes] | None = None) -> ContextEvalResult:
+    """BPC per context on `docs`. Each one's workspace: `workspaces[name]` when given, else the other files of
+    its folder among `pool` (default: docs)."""
     from tqdm import tqdm
 
     contexts = tuple(contexts)
@@ -71,7 +73,8 @@ def evaluate_contexts(model: ByteLM, weights: MixerWeights, docs: list[NamedDocu
             elif context == "document":
                 b = bits(mixed_target_probability(weights, evidence_for(doc.data, scores, weights)))
             else:
-                workspace = folder_workspace(doc, pool, workspace_max_bytes)
+                workspace = (workspaces[doc.name] if workspaces is not None
+                             else folder_workspace(doc, pool, workspace_max_bytes))
                 workspace_bytes += len(workspace)
                 b = bits(mixed_target_probability(weights, evidence_for(doc.data, scores, weights, workspace)))
             totals[context] += b
