@@ -56,8 +56,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(model: Path, port: int | None = None, **env: str):
-    """`codelstm serve` in a subprocess with CODELSTM_<KEY>=value settings; yields its base URL once ready."""
+def server_process(model: Path, port: int | None = None, **env: str):
+    """`codelstm serve` in a subprocess with CODELSTM_<KEY>=value settings; yields (base URL, process) once
+    ready (tests that signal the server need the process); stopped with SIGTERM, killed if it lingers."""
     port = port or free_port()
     environ = {**os.environ, "CODELSTM_THREADS": "1", **{f"CODELSTM_{k.upper()}": v for k, v in env.items()}}
     proc = subprocess.Popen([sys.executable, "-m", "codelstm.cli", "serve", "--model", str(model), "--port", str(port),
@@ -77,10 +78,19 @@ def running_server(model: Path, port: int | None = None, **env: str):
             time.sleep(0.2)
         else:
             raise RuntimeError("server did not become ready")
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def running_server(model: Path, port: int | None = None, **env: str):
+    """`server_process`, for tests that need only the URL."""
+    with server_process(model, port, **env) as (url, _):
+        yield url

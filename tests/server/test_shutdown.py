@@ -8,7 +8,8 @@ import signal
 
 import httpx
 
-from tests.server.conftest import big_document, server_process
+from tests.conftest import server_process
+from tests.server.conftest import big_document
 
 DOC = big_document(900_000)  # seconds of reading even on an idle machine (the body limit is 1 MiB)
 
