@@ -27,3 +27,17 @@ def load_model(value: str | Path | None):
         return load_checkpoint(resolve_model_path(value))
     except CheckpointError as e:
         raise UserError(str(e)) from None
+
+
+def load_mixer(model: str | Path | None, needed_for: str | None = None):
+    """The mixer.json beside a checkpoint (None when it has none), or a one-line error: a broken file, or
+    none when `needed_for` (an option such as "--context document") requires one."""
+    from codelstm.model.mixer import MixerWeights
+
+    try:
+        weights = MixerWeights.load(resolve_model_path(model))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if weights is None and needed_for is not None:
+        raise UserError(f"{needed_for} needs a mixer.json beside the model: run `codelstm mixer fit`")
+    return weights

@@ -58,21 +58,17 @@ WORKSPACE_MAX_BYTES = 4 << 20
 
 def context_for(args):
     """(mixer weights or None, workspace ContextIndex or None) for --context/--workspace."""
-    from codelstm.commands.common import resolve_model_path
+    from codelstm.commands.common import load_mixer
     from codelstm.model.context import ContextIndex
-    from codelstm.model.mixer import MixerWeights
 
-    try:
-        weights = MixerWeights.load(resolve_model_path(args.model))
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    weights = load_mixer(args.model)
     context = args.context or ("document" if weights is not None else "none")
     if context == "none":
         if args.workspace is not None:
             raise UserError("--workspace needs --context workspace")
         return None, None
     if weights is None:
-        raise UserError(f"--context {context} needs a mixer.json beside the model: run `codelstm mixer fit`")
+        load_mixer(args.model, needed_for=f"--context {context}")  # raises: this context needs a mixer
     if context == "document":
         return weights, None
     from codelstm.training.heldout import folder_sources, join_workspace

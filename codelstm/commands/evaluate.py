@@ -80,17 +80,11 @@ def load_docs(args) -> list[bytes]:
 
 def context_bpc(args, model):
     """BPC with the context models over the same files (`--context`)."""
-    from codelstm.commands.common import resolve_model_path
-    from codelstm.model.mixer import MixerWeights
+    from codelstm.commands.common import load_mixer
     from codelstm.training.context_eval import WORKSPACE_MAX_BYTES, evaluate_contexts
     from codelstm.training.heldout import NamedDocument, folder_sources, join_workspace, load_named
 
-    try:
-        weights = MixerWeights.load(resolve_model_path(args.model))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if weights is None:
-        raise UserError(f"--context {args.context} needs a mixer.json beside the model: run `codelstm mixer fit`")
+    weights = load_mixer(args.model, needed_for=f"--context {args.context}")
     if args.workspace is not None and not args.workspace.is_dir():
         raise UserError(f"workspace folder not found: {args.workspace}")
     workspaces = None

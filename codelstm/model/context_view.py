@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codelstm.model.context import EMPTY, HASH_MULTIPLIER, MATCH_CAP, ContextConfig, ContextIndex, _IDENT, _MOD
+from codelstm.model.context import EMPTY, MATCH_CAP, ContextConfig, ContextIndex, _IDENT, hash_bytes
 
 
 
@@ -35,13 +35,6 @@ def _identifier_context(text: bytes, limit: int) -> int:
         if k > limit:
             return 0
     return k
-
-
-def _hash(text: bytes) -> int:
-    h = 0
-    for b in text:
-        h = (h * HASH_MULTIPLIER + b + 1) % _MOD
-    return h
 
 
 class ContextView:
@@ -117,7 +110,7 @@ class ContextView:
             end = at + n - 1
         if len(out) < cfg.recent and self.index is not None:
             keys, positions = self.index.keys[model], self.index.positions[model]
-            h = np.uint64(_hash(context))
+            h = np.uint64(hash_bytes(context))
             lo, hi = np.searchsorted(keys, h, "left"), np.searchsorted(keys, h, "right")
             take = positions[max(lo, hi - (cfg.recent - len(out))):hi][::-1]
             if len(take) and latest < 0:
@@ -129,7 +122,7 @@ class ContextView:
         if self.workspace is None:
             return [], -1
         keys, positions = self.workspace.keys[model], self.workspace.positions[model]
-        h = np.uint64(_hash(context))
+        h = np.uint64(hash_bytes(context))
         lo, hi = np.searchsorted(keys, h, "left"), np.searchsorted(keys, h, "right")
         latest = int(positions[hi - 1]) if hi > lo else -1
         take = positions[max(lo, hi - max(wanted, 0)):hi][::-1] if wanted > 0 else positions[:0]
