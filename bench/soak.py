@@ -84,7 +84,7 @@ class Tally:
     client_cancelled: int = 0
     errors_500: list[str] = field(default_factory=list)
     reloads: Counter = field(default_factory=Counter)
-    samples: list[dict] = field(default_factory=list)  # t, rss_mb, queue_depth
+    samples: list[dict] = field(default_factory=list)  # t, rss_mb, cache_mb (the state cache's own count), queue_depth
 
 
 def free_port() -> int:
@@ -239,15 +239,17 @@ async def reloader(c: httpx.AsyncClient, t: Tally, end: float, every_s: float) -
 
 async def sampler(c: httpx.AsyncClient, t: Tally, pid: int, t0: float, end: float, every_s: float) -> None:
     while True:
-        depth = float("nan")
+        depth = cache = float("nan")
         try:
             for line in (await c.get("/metrics", timeout=30)).text.splitlines():
                 if line.startswith("codelstm_queue_depth "):
                     depth = float(line.split()[1])
+                elif line.startswith("codelstm_cache_bytes "):
+                    cache = float(line.split()[1]) / 2**20
         except httpx.HTTPError:
             pass
         t.samples.append({"t": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(pid), 1),
-                          "queue_depth": depth})
+                          "cache_mb": round(cache, 1), "queue_depth": depth})
         if time.monotonic() >= end:
             return
         await asyncio.sleep(min(every_s, max(0.0, end - time.monotonic())))
@@ -293,6 +295,7 @@ def summarise(t: Tally, seconds: float) -> dict:
         "rss_mb": {"start": rss[0] if rss else None, "middle": rss[len(rss) // 2] if rss else None,
                    "end": rss[-1] if rss else None},
         "rss_growth_after_20pct": round(growth, 4),
+        "timeline": t.samples[::max(1, len(t.samples) // 20)] + t.samples[-1:],  # t, rss_mb, cache_mb, queue_depth
         "queue_depth": {"max": max(depths) if depths else None,
                         "mean": round(sum(depths) / len(depths), 2) if depths else None},
     }

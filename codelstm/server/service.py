@@ -23,6 +23,7 @@ from codelstm.paths import DEFAULT_MODEL
 from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFailed, Overloaded, ShuttingDown,
                                      Superseded)
 from codelstm.server.errors import APIError
+from codelstm.server.memory import bound_kernel_caches, fix_mmap_threshold
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
 from codelstm.server.settings import ServerSettings
@@ -90,6 +91,8 @@ class CompletionService:
 
     def start(self) -> None:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
+        bound_kernel_caches(self.settings.kernel_cache_entries)  # before the first oneDNN call
+        fix_mmap_threshold()
         torch.set_num_threads(self.settings.threads or max(1, (os.cpu_count() or 1) - 1))
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL

@@ -36,6 +36,7 @@ class ServerSettings(BaseSettings):
     onednn: bool = False  # oneDNN LSTM kernels: 10x slower per batch-1 step here (bench/step_time.py)
     onednn_prefill: bool = True  # oneDNN for reading prefixes: 2-3x faster over a sequence (bench/step_time.py)
     prefill_wait_ms: float = Field(100.0, ge=0.0)  # under load, uncached prefixes wait this long to be read together
+    kernel_cache_entries: int = Field(128, ge=1)  # LSTM call shapes oneDNN and ideep keep compiled (~0.9 MB each)
     quantize: Literal["none", "int8"] = "none"  # int8: dynamic quantisation of LSTM and output weights
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU computes it natively
     explore_max_chars: int = Field(8192, ge=16, le=1 << 20)  # UTF-8 bytes the neuron explorer traces per request
