@@ -3,40 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-import httpx
+from codelstm.server.process import serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def server(model: str | None = None, **settings: str):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def server(model: str | None = None, **settings: str) -> Iterator[str]:
+    """A real `codelstm serve` on loopback with CODELSTM_<KEY>=value settings; yields its base URL."""
     env = {**os.environ, **{f"CODELSTM_{k.upper()}": str(v) for k, v in settings.items()}}
-    cmd = [sys.executable, "-m", "codelstm.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    if model:
-        cmd += ["--model", model]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    args = ["--log-level", "warning", *(["--model", model] if model else [])]
+    with serve_process(*args, env=env, cwd=ROOT, ready_timeout_s=120) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def held_out_texts(min_bytes: int = 6000, limit: int = 40) -> list[str]:

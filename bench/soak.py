@@ -28,8 +28,6 @@ import math
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, held_out_texts, percentile  # noqa: E402
+
+from codelstm.server.process import serve_process  # noqa: E402
 
 ADMIN_KEY = "soak-admin"
 REQUEST_TIMEOUT_S = 10.0  # the server's deadline
@@ -87,42 +87,15 @@ class Tally:
     samples: list[dict] = field(default_factory=list)  # t, rss_mb, cache_mb (the state cache's own count), queue_depth
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def soak_server(model: Path, models_dir: Path, **settings: str):
     """`codelstm serve` on loopback with the admin key; yields (url, pid)."""
-    port = free_port()
     env = {**os.environ, "CODELSTM_ADMIN_KEY": ADMIN_KEY, "CODELSTM_MODELS_DIR": str(models_dir),
            "CODELSTM_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S), "CODELSTM_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
            **{f"CODELSTM_{k.upper()}": str(v) for k, v in settings.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "codelstm.cli", "serve", "--model", str(model), "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "error"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with status {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the server did not become ready in 120 s")
+    with serve_process("--model", str(model), "--log-level", "error", env=env, cwd=ROOT, ready_timeout_s=120,
+                       stop_timeout_s=30) as (url, proc):
         yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def rss_mb(pid: int) -> float:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 import pytest
 import torch
+
+from codelstm.server.process import free_port, serve_process  # noqa: F401 - free_port is shared with the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(max(1, (os.cpu_count() or 1)))
@@ -49,44 +47,16 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def server_process(model: Path, port: int | None = None, **env: str):
+def server_process(model: Path, port: int | None = None, *, extra_args: tuple[str, ...] = (),
+                   output: Path | None = None, **env: str):
     """`codelstm serve` in a subprocess with CODELSTM_<KEY>=value settings; yields (base URL, process) once
-    ready (tests that signal the server need the process); stopped with SIGTERM, killed if it lingers."""
-    port = port or free_port()
+    ready (tests that signal the server need the process). Its logs are in `process.stdout`, or in the file
+    `output` (readable while it runs); `extra_args` follow the defaults (a later flag wins)."""
     environ = {**os.environ, "CODELSTM_THREADS": "1", **{f"CODELSTM_{k.upper()}": v for k, v in env.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "codelstm.cli", "serve", "--model", str(model), "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become ready")
+    with serve_process("--model", str(model), "--log-level", "warning", *extra_args, env=environ, port=port,
+                       cwd=ROOT, capture=True, output=output) as (url, proc):
         yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @contextmanager
