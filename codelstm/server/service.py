@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any, Awaitable, Hashable
 
 import torch
 
+from codelstm.cpu import default_threads
 from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
@@ -90,14 +90,14 @@ class CompletionService:
 
     def start(self) -> None:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
-        torch.set_num_threads(self.settings.threads or max(1, (os.cpu_count() or 1) - 1))
+        torch.set_num_threads(self.settings.threads or default_threads(reserve=1))  # cgroup quota and affinity
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
         self.loaded = self._load(path, self.settings.model_name)
         self.batcher = Batcher(self.loaded.engine, self.settings.max_queue, self.settings.max_batch,
                                self.settings.batch_window_ms / 1000, on_round=self.metrics.batch_size.observe)
         self.batcher.start()
-        log.info("serving %s from %s", self.loaded.name, path)
+        log.info("serving %s from %s (%d torch threads)", self.loaded.name, path, torch.get_num_threads())
 
     def drain(self) -> None:
         """Stop taking new work (503 + Retry-After, /readyz 503); requests in flight go on."""
