@@ -56,20 +56,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(model: Path, port: int | None = None, **env: str):
+def server_process(model: Path, port: int | None = None, *, extra_args: tuple[str, ...] = (),
+                   output: Path | None = None, **env: str):
     """`codelstm serve` in a subprocess with CODELSTM_<KEY>=value settings; yields (base URL, process) once
-    ready (tests that signal the server need the process); stopped with SIGTERM, killed if it lingers."""
+    ready (tests that signal the server need the process); stopped with SIGTERM, killed if it lingers.
+    `extra_args` follow the defaults (a later flag wins, e.g. `--log-level info`); `output`: a file that gets
+    the server's stdout and stderr (its logs), read while it runs, instead of a pipe."""
     port = port or free_port()
     environ = {**os.environ, "CODELSTM_THREADS": "1", **{f"CODELSTM_{k.upper()}": v for k, v in env.items()}}
+    sink = open(output, "w") if output is not None else subprocess.PIPE
     proc = subprocess.Popen([sys.executable, "-m", "codelstm.cli", "serve", "--model", str(model), "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--log-level", "warning", *extra_args], cwd=ROOT, env=environ,
+                            stdout=sink, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read()}")
+                raise RuntimeError(f"server exited: {output.read_text() if output else proc.stdout.read()}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
@@ -87,6 +91,8 @@ def server_process(model: Path, port: int | None = None, **env: str):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        if output is not None:
+            sink.close()
 
 
 @contextmanager
