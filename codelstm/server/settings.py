@@ -40,7 +40,7 @@ class ServerSettings(BaseSettings):
     cache_mb: int = Field(256, ge=0)  # state cache budget; 0 disables the cache
     cache_interval: int = Field(256, ge=16)  # bytes between cached states
     cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
-    threads: int | None = Field(None, ge=1)  # torch threads for prefixes and big steps (small ones use one); None: cores - 1
+    threads: int | None = Field(None, ge=1)  # torch threads for prefixes and big steps (small ones use one); None: available CPUs - 1
     onednn: bool = False  # oneDNN LSTM kernels: 10x slower per batch-1 step here (bench/step_time.py)
     onednn_prefill: bool = True  # oneDNN for reading prefixes: 2-3x faster over a sequence (bench/step_time.py)
     prefill_wait_ms: float = Field(100.0, ge=0.0)  # under load, uncached prefixes wait this long to be read together

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -13,10 +14,9 @@ import httpx
 import pytest
 
 from codelstm.paths import DEFAULT_MODEL
-from codelstm.server.logs import ACCESS_FIELDS
+from codelstm.server.logs import ACCESS_FIELDS, RequestLog, note_request
 from tests.conftest import server_process
 from tests.server.conftest import big_document
-
 
 DOC = big_document(30_000)  # a cold read of a few seconds for the bundled model on the 2-core VM
 
@@ -172,3 +172,41 @@ def test_a_client_that_goes_away_gets_a_499_line(logged_server):
                    headers={"X-Request-ID": rid}, timeout=0.5)
     [line] = access_lines(log, rid)
     assert (line["status"], line["mode"]) == (499, "line")
+
+
+def test_streamed_chunks_pass_the_middleware_one_by_one_and_are_logged_at_the_end(caplog):
+    """RequestLog forwards each body chunk as it is sent (SSE must not be buffered) and writes the access line
+    once the last one is out, with what the handler noted along the way."""
+    release = asyncio.Event()
+    sent: list[dict] = []
+
+    async def streaming_app(scope, receive, send):
+        note_request(mode="block", document="doc")
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await release.wait()
+        note_request(fed_bytes=5, cached_bytes=0, queue_ms=1.0, compute_ms=2.0)
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def record(message):
+        sent.append(message)
+
+    async def run():
+        scope = {"type": "http", "method": "POST", "path": "/v1/completions", "headers": [(b"x-request-id", b"s-1")],
+                 "client": ("127.0.0.1", 5)}
+        task = asyncio.create_task(RequestLog(streaming_app)(scope, None, record))
+        while len(sent) < 2:
+            await asyncio.sleep(0.01)
+        first_chunk_seen_early = [m.get("body") for m in sent] == [None, b"data: 1\n\n"]
+        no_line_yet = not [r for r in caplog.records if r.name == "codelstm.access"]
+        release.set()
+        await task
+        return first_chunk_seen_early, no_line_yet
+
+    caplog.set_level(logging.INFO, logger="codelstm.access")
+    first_chunk_seen_early, no_line_yet = asyncio.run(asyncio.wait_for(run(), 10))
+    assert first_chunk_seen_early and no_line_yet
+    assert (b"x-request-id", b"s-1") in sent[0]["headers"]
+    [line] = [r for r in caplog.records if r.name == "codelstm.access"]
+    assert {k: line.fields[k] for k in ("request_id", "status", "mode", "document", "fed_bytes", "compute_ms")} == \
+        {"request_id": "s-1", "status": 200, "mode": "block", "document": "doc", "fed_bytes": 5, "compute_ms": 2.0}
