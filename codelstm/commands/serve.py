@@ -56,9 +56,9 @@ def run(args) -> int:
         raise UserError(str(e)) from None
     except ValidationError as e:
         first = e.errors()[0]
-        name = ".".join(map(str, first["loc"]))
-        where = f"--{name.replace('_', '-')}, " if name in flags else ""
-        source = f"{where}CODELSTM_{name.upper()}" + (" or the config file" if args.config else "")
+        name, field = ".".join(map(str, first["loc"])), str(first["loc"][0])
+        where = f"--{field.replace('_', '-')}, " if field in flags else ""
+        source = f"{where}CODELSTM_{field.upper()}" + (" or the config file" if args.config else "")
         raise UserError(f"invalid setting {name} (from {source}): {first['msg']}") from None
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -44,7 +44,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             app.state.workbench.close()
 
     app = CodelstmApp(title="codelstm", version=__version__, lifespan=lifespan,
-                  description="Code completion from a byte-level LSTM (SPEC section 5).")
+                      description="Code completion from a byte-level LSTM (SPEC section 5).")
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
