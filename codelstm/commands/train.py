@@ -45,7 +45,8 @@ def register(sub) -> None:
     opt.add_argument("--eval-bytes", type=int, default=200_000, help="validation bytes per check (default 200000)")
     opt.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use: "
+                   "its affinity mask and cgroup CPU quota)")
     p.add_argument("--half", action="store_true", help="store the best weights as float16")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="training kernels; auto = bfloat16 on CUDA and on CPUs with native bfloat16 "

@@ -12,12 +12,20 @@ from codelstm import __version__
 from codelstm.explorer.workbench import Workbench
 from codelstm.server.errors import install_error_handlers
 from codelstm.server.limits import BodySizeLimit
+from codelstm.server.logs import RequestLog
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.model.context import ContextConfig
 from codelstm.model.workspaces import WorkspaceStore
 from codelstm.server.routers import complete, explore, health, model, workspaces
 from codelstm.server.service import CompletionService
 from codelstm.server.settings import ServerSettings
+
+
+class CodelstmApp(FastAPI):
+    def build_middleware_stack(self):
+        """RequestLog outside even Starlette's ServerErrorMiddleware (which add_middleware cannot reach): an
+        unexpected 500 also carries X-Request-ID and gets its access line."""
+        return RequestLog(super().build_middleware_stack())
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -35,8 +43,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             await asyncio.to_thread(service.stop, settings.shutdown_grace_s)
             app.state.workbench.close()
 
-    app = FastAPI(title="codelstm", version=__version__, lifespan=lifespan,
-                  description="Code completion from a byte-level LSTM (SPEC section 5).")
+    app = CodelstmApp(title="codelstm", version=__version__, lifespan=lifespan,
+                      description="Code completion from a byte-level LSTM (SPEC section 5).")
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None

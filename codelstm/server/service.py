@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any, Awaitable, Hashable
 
 import torch
 
+from codelstm.cpu import default_threads
 from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
@@ -23,6 +23,7 @@ from codelstm.paths import DEFAULT_MODEL
 from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFailed, Overloaded, ShuttingDown,
                                      Superseded)
 from codelstm.server.errors import APIError
+from codelstm.server.logs import note_request
 from codelstm.server.memory import bound_kernel_caches, fix_mmap_threshold
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
@@ -93,14 +94,14 @@ class CompletionService:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
         bound_kernel_caches(self.settings.kernel_cache_entries)  # before the first oneDNN call
         fix_mmap_threshold()
-        torch.set_num_threads(self.settings.threads or max(1, (os.cpu_count() or 1) - 1))
+        torch.set_num_threads(self.settings.threads or default_threads(reserve=1))  # cgroup quota and affinity
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
         self.loaded = self._load(path, self.settings.model_name)
         self.batcher = Batcher(self.loaded.engine, self.settings.max_queue, self.settings.max_batch,
                                self.settings.batch_window_ms / 1000, on_round=self.metrics.batch_size.observe)
         self.batcher.start()
-        log.info("serving %s from %s", self.loaded.name, path)
+        log.info("serving %s from %s (torch threads: %d)", self.loaded.name, path, torch.get_num_threads())
 
     def drain(self) -> None:
         """Stop taking new work (503 + Retry-After, /readyz 503); requests in flight go on."""
@@ -210,10 +211,13 @@ class CompletionService:
                           stop=tuple(req.stop), suffix=req.suffix, temperature=req.temperature, seed=req.seed)
         request = EngineRequest(req.prefix.encode("utf-8"), spec, req.document_id)
         key: Hashable | None = (scope, req.document_id) if self.settings.supersede and req.document_id else None
+        note_request(document=req.document_id, mode=req.mode)
         self.metrics.queue_depth.set(self.batcher.depth)
         outcome = await self._submit(request, key, disconnected)
         result = outcome.result
         total = (time.perf_counter() - t0) * 1000
+        note_request(fed_bytes=result.fed_chars, cached_bytes=result.cached_chars, queue_ms=outcome.queue_ms,
+                     compute_ms=outcome.compute_ms)
         m = self.metrics
         m.requests.labels("ok").inc()
         m.latency.labels(req.mode).observe(total / 1000)

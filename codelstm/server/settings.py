@@ -1,15 +1,23 @@
-"""Service settings, from CODELSTM_* environment variables; bad values are rejected at start-up."""
+"""Service settings: the command line, then CODELSTM_* environment variables, then an optional TOML file
+(`serve --config`), then the defaults below; bad values and unknown file keys are rejected at start-up."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import tomllib
 from pathlib import Path
 
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
 from typing_extensions import Annotated
+
+
+class ConfigFileError(ValueError):
+    """The config file is missing, is not TOML, or names a setting that does not exist."""
 
 
 class ServerSettings(BaseSettings):
@@ -32,7 +40,7 @@ class ServerSettings(BaseSettings):
     cache_mb: int = Field(256, ge=0)  # state cache budget; 0 disables the cache
     cache_interval: int = Field(256, ge=16)  # bytes between cached states
     cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
-    threads: int | None = Field(None, ge=1)  # torch threads for prefixes and big steps (small ones use one); None: cores - 1
+    threads: int | None = Field(None, ge=1)  # torch threads for prefixes and big steps (small ones use one); None: available CPUs - 1
     onednn: bool = False  # oneDNN LSTM kernels: 10x slower per batch-1 step here (bench/step_time.py)
     onednn_prefill: bool = True  # oneDNN for reading prefixes: 2-3x faster over a sequence (bench/step_time.py)
     prefill_wait_ms: float = Field(100.0, ge=0.0)  # under load, uncached prefixes wait this long to be read together
@@ -43,6 +51,17 @@ class ServerSettings(BaseSettings):
     explore_cache_mb: int = Field(512, ge=0)  # memory for the explorer's recent traces (least recently used go)
     workspace_mb: int = Field(256, ge=1)  # memory for uploaded workspaces and their context indexes (LRU evicted)
     workspace_max_mb: int = Field(16, ge=1)  # text bytes one workspace may hold; a bigger upload gets 413
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # codelstm's and uvicorn's loggers
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/deploy.md lists the keys)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        """First source wins: keyword arguments (the command line), environment, the TOML file (only when
+        `load_settings` names one), file secrets."""
+        return init_settings, env_settings, dotenv_settings, KnownKeysToml(settings_cls), file_secret_settings
 
     @field_validator("model_path", "admin_key", mode="before")
     @classmethod
@@ -70,3 +89,38 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything
+
+
+class KnownKeysToml(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, strict: a key that is no setting is an error naming it (a typo in a
+    config file must not silently leave the default in place), as are a missing or malformed file."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        path = settings_cls.model_config.get("toml_file")
+        if path is not None and not Path(path).is_file():
+            raise ConfigFileError(f"config file {str(path)!r} not found")
+        try:
+            super().__init__(settings_cls)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigFileError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigFileError(f"cannot read config file {str(path)!r}: {e}") from None
+        known = settings_cls.model_fields
+        for key in self.toml_data:
+            if key not in known:
+                close = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigFileError(f"unknown setting {key!r} in config file {str(path)!r}{hint}; "
+                                      "the settings are the top-level keys of docs/codelstm.example.toml")
+
+
+def load_settings(config_file: Path | str | None = None, **overrides) -> ServerSettings:
+    """The service settings: `overrides` (what the command line gave) win over CODELSTM_* variables, which
+    win over `config_file` (TOML, keys named as the fields above), which wins over the defaults."""
+    if config_file is None:
+        return ServerSettings(**overrides)
+
+    class FromFile(ServerSettings):
+        model_config = SettingsConfigDict(toml_file=Path(config_file))
+
+    return FromFile(**overrides)

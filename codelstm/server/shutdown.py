@@ -41,5 +41,8 @@ class DrainingServer(uvicorn.Server):
 def serve(app: FastAPI, host: str, port: int, grace_s: float, log_level: str = "info") -> None:
     """uvicorn.run with the drain in front of its shutdown (HTTP requests other than completions, such as
     an explorer training run, get the same grace from uvicorn before they are cut)."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace_s + 1)
+    # log_config=None: uvicorn's loggers go through the handler `serve` set up (codelstm.server.logs);
+    # access_log=False: RequestLog writes the access lines.
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace_s + 1,
+                            log_config=None, access_log=False)
     DrainingServer(config, app, grace_s).run()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from codelstm.cpu import available_cpus
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint, save_checkpoint
 from codelstm.model.checkpoint import CheckpointError
 from codelstm.model.network import use_onednn
@@ -59,7 +60,7 @@ class TrainConfig:
     log_interval: int = 10
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads; None = all cores
+    threads: int | None = None  # CPU threads; None = the CPUs available (affinity, cgroup quota: codelstm/cpu.py)
     save_half: bool = False  # store the best weights in float16 (halves the file)
     precision: str = "auto"  # auto | float32 | bfloat16 (autocast: float32 weights, bfloat16 kernels)
     progress: bool = True
@@ -77,7 +78,7 @@ def pick_device(choice: str) -> torch.device:
 
 def tune_cpu(threads: int | None) -> int:
     """Use every core for the big matrix products; oneDNN stays on (it is what makes nn.LSTM fast here)."""
-    n = threads or os.cpu_count() or 1
+    n = threads or available_cpus()  # the cgroup quota and affinity mask, not the host's cores
     torch.set_num_threads(n)
     return n
 
