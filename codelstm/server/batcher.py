@@ -179,6 +179,11 @@ class Batcher:
             self._drop(item, Cancelled("the client went away"))
             item.future.cancel()
             raise
+        finally:
+            # A failure raised here gets a traceback through this frame, whose `item` holds the failure
+            # (in its future, or as `dropped`): emptying the locals breaks that cycle, so the request's
+            # prefix is freed when the request ends, not at the next full garbage collection.
+            item = request = None
 
     def _supersede(self, key: Hashable) -> None:
         """(Under the lock.) Drop the older requests with this key; they are answered Superseded now."""
