@@ -26,9 +26,17 @@ SKIPPED_DIRS = frozenset({
 LSP_LANGUAGE_ALIASES = {"javascriptreact": "javascript", "typescriptreact": "typescript", "shellscript": "shell"}
 
 
+MAX_SCANNED_FOLDERS = 20_000  # a folder that is not a project (a home folder) stops the scan here
+
+
+def enabled_languages(languages: tuple[str, ...]) -> frozenset[str]:
+    """The enabled LSP language ids in the corpus builder's names; no ids means every known source language."""
+    return frozenset(LSP_LANGUAGE_ALIASES.get(lang, lang) for lang in languages) if languages else ALL_LANGUAGES
+
+
 def extensions_for(languages: tuple[str, ...]) -> frozenset[str]:
-    """File extensions of the enabled LSP language ids; no ids means every known source language."""
-    wanted = {LSP_LANGUAGE_ALIASES.get(lang, lang) for lang in languages} if languages else ALL_LANGUAGES
+    """File extensions of the enabled LSP language ids."""
+    wanted = enabled_languages(languages)
     return frozenset(ext for ext, lang in EXTENSIONS.items() if lang in wanted)
 
 
@@ -84,7 +92,7 @@ class FileFilter:
     def wants(self, path: Path) -> str | None:
         """The relative path when this file belongs in the workspace (not reading it), else None."""
         rel = self.relative(path)
-        if rel is None or not self.is_source(rel) or self.ignored(rel):
+        if rel is None or not self.is_source(rel) or self.ignored(rel) or not _utf8(rel):
             return None
         return rel
 
@@ -92,7 +100,10 @@ class FileFilter:
         """(relative path, path, size) of every wanted file, nearest the root first; and skip counts by reason."""
         found: list[tuple[str, Path, int]] = []
         skipped: Counter = Counter()
-        for folder, dirs, files in os.walk(self.root):
+        for scanned, (folder, dirs, files) in enumerate(os.walk(self.root)):
+            if scanned >= MAX_SCANNED_FOLDERS:
+                skipped["scan_limit"] += 1
+                break
             base = Path(folder)
             rel_base = base.relative_to(self.root).as_posix()
             rel_of = (lambda name: name) if rel_base == "." else (lambda name: f"{rel_base}/{name}")
@@ -106,6 +117,9 @@ class FileFilter:
             for name in sorted(files):
                 rel = rel_of(name)
                 if not self.is_source(rel):
+                    continue
+                if not rel.isprintable() or not _utf8(rel):  # a name the service could not store
+                    skipped["bad_name"] += 1
                     continue
                 if self.ignored(rel):
                     skipped["ignored"] += 1
@@ -155,7 +169,7 @@ def collect(file_filter: FileFilter, max_file_bytes: int, max_total_bytes: int,
     """Read the wanted files up to the total cap; `overrides` (open documents) replace what is on disk."""
     overrides = overrides or {}
     candidates, skipped = file_filter.candidates()
-    out = Collected(skipped=skipped)
+    out = Collected(skipped=skipped, capped="scan_limit" in skipped)
     seen = set()
     entries = [(rel, None, len(text.encode("utf-8"))) for rel, text in overrides.items()]  # open ones first
     entries += [c for c in candidates if c[0] not in overrides]
@@ -184,6 +198,14 @@ def collect(file_filter: FileFilter, max_file_bytes: int, max_total_bytes: int,
         out.documents.append((rel, text))
         out.bytes += cost
     return out
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a file name come back as lone surrogates
+        return False
+    return True
 
 
 def _lines(path: Path) -> list[str]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from codelstm.lsp.backend import BackendUnavailable, HttpBackend, WorkspaceRejected
-from codelstm.lsp.files import Collected, FileFilter, collect, extensions_for, read_source
+from codelstm.lsp.files import (LSP_LANGUAGE_ALIASES, MAX_SCANNED_FOLDERS, Collected, FileFilter, collect, enabled_languages,
+                                extensions_for, read_source)
 from codelstm.lsp.options import Options
 
 log = logging.getLogger("codelstm.lsp")
@@ -65,8 +66,9 @@ def encode_batches(documents: list[tuple[str, str]], max_bytes: int = BATCH_BYTE
     parts: list[bytes] = []
     size = 0
     for path, text in documents:
-        # an editor buffer can hold a lone surrogate, which the service refuses with 422: send U+FFFD for it
+        # an editor buffer can hold a lone surrogate, which the service refuses with 422: send "?" for it
         text = text.encode("utf-8", "replace").decode("utf-8")
+        path = path.encode("utf-8", "replace").decode("utf-8")
         part = json.dumps({"path": path, "text": text}, ensure_ascii=False).encode("utf-8")
         if parts and size + len(part) + 1 > max_bytes - 20:
             yield paths, b'{"documents":[' + b",".join(parts) + b"]}"
@@ -97,6 +99,7 @@ class FolderSync:
         self.uploaded: set[str] = set()  # paths the service holds for us
         self.loaded_at: float | None = None  # monotonic end of the last full upload
         self.need_full = True
+        self.full_running = False
         self.capped = False  # at the size cap: new files are not added
         self.stopped: str | None = None  # refused (bad key, invalid): no retries until settings change
         self.pending: set[str] = set()  # paths touched since they were last sent
@@ -135,8 +138,8 @@ class FolderSync:
 
     def lost(self, sent_at: float) -> None:
         """A completion sent at `sent_at` found the workspace missing: upload it again, once per loss
-        (answers to requests sent before the last full upload finished say nothing new)."""
-        if self.loaded_at is not None and sent_at >= self.loaded_at and not self.need_full:
+        (answers to requests sent before the last full upload finished, or while one runs, say nothing new)."""
+        if self.loaded_at is not None and sent_at >= self.loaded_at and not self.need_full and not self.full_running:
             log.info("workspace %s lost by the service; uploading it again", self.id)
             self.resync()
 
@@ -192,15 +195,13 @@ class FolderSync:
     def _open_texts(self) -> dict[str, str]:
         """Open documents of this folder that belong in its workspace: their buffers, not the disk."""
         texts = {}
+        languages = enabled_languages(self.options.languages)
         for path, language_id, text in self._open_documents():
             rel = self.filter.relative(Path(path))
             if rel is None or self.filter.ignored(rel):
                 continue
-            if language_id is not None and self.options.languages and not self.options.enabled_for(language_id):
-                continue
-            if language_id is None and not self.filter.is_source(rel):
-                continue
-            texts[rel] = text
+            if self.filter.is_source(rel) or LSP_LANGUAGE_ALIASES.get(language_id, language_id) in languages:
+                texts[rel] = text
         return texts
 
     async def _put(self, documents: list[tuple[str, str]], skipped: dict[str, int]) -> dict[str, Any] | None:
@@ -210,10 +211,10 @@ class FolderSync:
             try:
                 answer = await self.backend.put_documents(self.id, body)
             except WorkspaceRejected as e:
-                if e.status != 413 or e.kind == "workspace_full":
+                if e.status not in (413, 422) or e.kind == "workspace_full":
                     raise
-                if len(paths) == 1:  # one document over the body limit: leave it out
-                    skipped["over_body_limit"] = skipped.get("over_body_limit", 0) + 1
+                if len(paths) == 1:  # one document over the body limit, or refused (a path too long): leave it out
+                    skipped["refused"] = skipped.get("refused", 0) + 1
                     continue
                 batch = [d for d in documents if d[0] in set(paths)]
                 half = len(batch) // 2
@@ -224,6 +225,13 @@ class FolderSync:
         return answer
 
     async def _full_upload(self) -> None:
+        self.full_running = True
+        try:
+            await self._upload_folder()
+        finally:
+            self.full_running = False
+
+    async def _upload_folder(self) -> None:
         self.need_full = False
         self.pending.clear()
         name = self.root.name or str(self.root)
@@ -241,6 +249,7 @@ class FolderSync:
                     raise
             self.uploaded = set()
             skipped = dict(collected.skipped)
+            server_full = None
             sent = 0
             total = max(1, len(collected.documents))
             for start in range(0, len(collected.documents), 64):
@@ -250,30 +259,38 @@ class FolderSync:
                 except WorkspaceRejected as e:
                     if e.kind != "workspace_full":
                         raise
-                    collected.capped = True  # the service's own limit is below workspaceMaxBytes
-                    message = (f"the server's workspace limit was reached after {len(self.uploaded)} files "
-                               f"({e}); lower workspaceMaxBytes or add patterns to workspaceExclude")
+                    server_full = str(e)  # the service's own limit is below workspaceMaxBytes
                     break
                 sent += len(chunk)
                 self.reporter.progress_report(token, f"{sent}/{len(collected.documents)} files", 100 * sent // total)
             self.loaded_at = time.monotonic()
-            self.capped = collected.capped
-            if collected.capped:
-                if message == "stopped":
-                    message = (f"workspace over workspaceMaxBytes ({_size(self.options.workspace_max_bytes)}): "
-                               f"uploaded {len(self.uploaded)} files, left out {skipped.get('over_total_cap', 0)}; "
-                               f"raise workspaceMaxBytes or add patterns to workspaceExclude")
+            self.capped = collected.capped or server_full is not None
+            message = self._summary(collected, skipped, server_full)
+            if self.capped:
                 self.reporter.show(f"codelstm: {name}: {message}")
-            else:
-                left_out = sum(skipped.values())
-                message = f"{len(self.uploaded)} files, {_size(collected.bytes)}" + \
-                          (f" ({left_out} left out: ignored, too big or not text)" if left_out else "")
         except BackendUnavailable:
             self.need_full = True
             message = "server unreachable; will retry"
             raise
         finally:
             self.reporter.progress_end(token, message)
+
+    def _summary(self, collected: Collected, skipped: dict[str, int], server_full: str | None) -> str:
+        """The progress's last word: what was uploaded, and when something stopped it, why and what to do."""
+        files = f"{len(self.uploaded)} files"
+        if server_full is not None:
+            return (f"the server's workspace limit was reached after {files} ({server_full}); add patterns to "
+                    f"workspaceExclude, or ask for a higher CODELSTM_WORKSPACE_MAX_MB on the server")
+        if "scan_limit" in skipped:
+            return (f"stopped looking for files after {MAX_SCANNED_FOLDERS:,} folders (is this a project folder?): "
+                    f"uploaded {files}; add patterns to workspaceExclude")
+        if collected.capped:
+            return (f"workspace over workspaceMaxBytes ({_size(self.options.workspace_max_bytes)}): uploaded {files}, "
+                    f"left out {skipped.get('over_total_cap', 0)}; raise workspaceMaxBytes or add patterns to "
+                    f"workspaceExclude")
+        left_out = sum(n for reason, n in skipped.items() if reason != "ignored_folder")
+        return f"{files}, {_size(collected.bytes)}" + (f" ({left_out} left out: ignored, too big or not text)"
+                                                       if left_out else "")
 
     async def _flush(self) -> None:
         touched, self.pending = self.pending, set()
@@ -334,13 +351,18 @@ class Workspaces:
             return
         if isinstance(backend, HttpBackend):
             backend.on_workspace_missing = self.lost
-        self.folders = [FolderSync(root, backend, options, self.reporter, self.open_documents)
-                        for root in roots if root.is_dir()]
+        for root in roots:
+            self.add(root, backend, options)
 
     def add(self, root: Path, backend: Any, options: Options) -> None:
-        if options.workspace and getattr(backend, "supports_workspaces", False) and root.is_dir() \
-                and all(f.root != root for f in self.folders):
-            self.folders.append(FolderSync(root, backend, options, self.reporter, self.open_documents))
+        if not options.workspace or not getattr(backend, "supports_workspaces", False) or not root.is_dir() \
+                or any(f.root == root for f in self.folders):
+            return
+        if root.resolve() in (Path.home().resolve(), Path(root.anchor)):  # an editor started in ~ or /
+            self.reporter.show(f"codelstm: not uploading {root} as a workspace: it is a home or root folder, not a "
+                               f"project (open a project folder for workspace context)")
+            return
+        self.folders.append(FolderSync(root, backend, options, self.reporter, self.open_documents))
 
     async def remove(self, root: Path) -> None:
         for folder in [f for f in self.folders if f.root == root]:

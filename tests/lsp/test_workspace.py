@@ -237,7 +237,7 @@ class Recorder(BaseHTTPRequestHandler):
     """Answers like the service, records every request; its workspace can be 'lost' by the test."""
 
     log: list[tuple[str, str, dict, bytes]]
-    has_workspace: bool
+    paths: set[str]  # the workspace's documents; empty: missing
 
     def _answer(self, status: int, payload: dict | None = None) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
@@ -254,17 +254,20 @@ class Recorder(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._record()
-        usage = {"prefix_chars": 1, "workspace": "present" if type(self).has_workspace else "missing"}
+        usage = {"prefix_chars": 1, "workspace": "present" if type(self).paths else "missing"}
         self._answer(200, {"id": "x", "model": "fake", "usage": usage, "timing_ms": {},
                            "completions": [{"text": "pha", "logprob": -0.1, "finish_reason": "identifier_end"}]})
 
     def do_PUT(self) -> None:
-        documents = json.loads(self._record())["documents"]
-        type(self).has_workspace = True
-        self._answer(200, {"workspace_id": "x", "documents": len(documents), "bytes": 0})
+        body = self._record()
+        time.sleep(0.5)  # a slow upload: completions sent meanwhile still hear "missing"
+        type(self).paths |= {d["path"] for d in json.loads(body)["documents"]}
+        self._answer(200, {"workspace_id": "x", "documents": len(type(self).paths), "bytes": 0})
 
     def do_DELETE(self) -> None:
         self._record()
+        if "/documents" not in self.path:
+            type(self).paths = set()
         self._answer(204)
 
     def log_message(self, *args) -> None:
@@ -274,11 +277,11 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.mark.asyncio
 async def test_completions_name_the_workspace_and_a_lost_one_is_uploaded_once(tmp_path):
     wanted = make_folder(tmp_path)
-    handler = type("Handler", (Recorder,), {"log": [], "has_workspace": False})
+    handler = type("Handler", (Recorder,), {"log": [], "paths": set()})
     http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{http.server_address[1]}"
-    client = await start_client(tmp_path, url)
+    client = await start_client(tmp_path, url, workspaceDebounceMs=20_000)  # no upload of the edit meanwhile
     workspace_id = workspace_id_for(tmp_path)
 
     def full_uploads() -> list[set[str]]:
@@ -293,20 +296,20 @@ async def test_completions_name_the_workspace_and_a_lost_one_is_uploaded_once(tm
 
     try:
         for _ in range(100):
-            if full_uploads() == [set(wanted)]:
+            if handler.paths == set(wanted):
                 break
             await asyncio.sleep(0.1)
         assert full_uploads() == [set(wanted)]
         uri = (tmp_path / "a.py").as_uri()
         open_document(client, uri, "def al")
         await asyncio.sleep(0.3)
-        handler.has_workspace = False  # the replica lost it
+        handler.paths = set()  # the replica lost it
         for _ in range(4):  # every answer says so until the upload lands: one upload, not one per request
             result = await client.text_document_completion_async(types.CompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, 6)))
             assert result.items[0].label == "alpha"
         for _ in range(100):
-            if len(full_uploads()) >= 2 and handler.has_workspace:
+            if len(full_uploads()) >= 2 and handler.paths == set(wanted):
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
@@ -318,3 +321,27 @@ async def test_completions_name_the_workspace_and_a_lost_one_is_uploaded_once(tm
     finally:
         await stop_client(client)
         http.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_the_servers_own_workspace_limit_ends_the_upload_with_one_message(tiny_model, tmp_path):
+    """The service holds 1 MiB per workspace, the language server would send 1.4 MB: what fits stays, the
+    user is told once why the rest is missing, and nothing retries."""
+    files = {f"mod_{i:02d}.py": f"# file {i}\n" + f"value_{i} = {i}\n" * 4500 for i in range(24)}
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text)
+    with running_server(tiny_model, workspace_max_mb="1") as url:
+        client = await start_client(tmp_path, url, workspaceMaxFileBytes=100_000)
+        try:
+            deadline = time.monotonic() + 60
+            while not any("workspace limit" in m.message for m in client.messages) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            info = await workspace_info(url, workspace_id_for(tmp_path))
+            assert info is not None and 0 < info["documents"] < len(files) and info["bytes"] <= 1 << 20
+            await asyncio.sleep(2)
+            assert await workspace_info(url, workspace_id_for(tmp_path)) == info
+            notices = [m for m in client.messages if "workspace limit" in m.message]
+            assert len(notices) == 1 and "CODELSTM_WORKSPACE_MAX_MB" in notices[0].message, client.messages
+            assert not [m for m in client.messages if m.type == types.MessageType.Warning]
+        finally:
+            await stop_client(client)
