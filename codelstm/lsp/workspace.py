@@ -105,7 +105,8 @@ class FolderSync:
         self.pending: set[str] = set()  # paths touched since they were last sent
         self._first_pending_at = 0.0
         self._flush_at = 0.0  # monotonic time the pending paths are due
-        self._failures = 0
+        self._failures = 0  # in a row; the first of a streak is reported, later ones back off quietly
+        self._nudged = False  # the one early retry of a streak was spent
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._task = asyncio.ensure_future(self._run())
@@ -144,9 +145,10 @@ class FolderSync:
             self.resync()
 
     def nudge(self) -> None:
-        """The backend answers again: retry a failed upload now rather than at the end of its backoff."""
-        if self._failures:
-            self._failures = 0
+        """The backend answers again: retry a failed upload now rather than at the end of its backoff (once:
+        if uploads fail while completions work, they go on backing off)."""
+        if self._failures and not self._nudged:
+            self._nudged = True
             self._wake.set()
 
     async def close(self) -> None:
@@ -178,10 +180,13 @@ class FolderSync:
                     await self._flush()
                 else:
                     continue
-                self._failures = 0
+                self._failures, self._nudged = 0, False
                 self.reporter.backend_ok()
+                if self.pending:  # touched while the backend was down, when no debounce timer was set
+                    self._wake_at(self._flush_at - time.monotonic())
             except BackendUnavailable as e:
-                self.reporter.backend_failed(str(e))
+                if not self._failures:
+                    self.reporter.backend_failed(str(e))
                 self._failures += 1
                 self._wake_at(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (self._failures - 1)))
             except WorkspaceRejected as e:  # refused as a whole (bad key, invalid id): say so once, stop
