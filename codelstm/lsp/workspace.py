@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from codelstm.lsp.backend import BackendUnavailable, HttpBackend, WorkspaceRejected
-from codelstm.lsp.files import (LSP_LANGUAGE_ALIASES, MAX_SCANNED_FOLDERS, Collected, FileFilter, collect, enabled_languages,
-                                extensions_for, read_source)
+from codelstm.lsp.files import (LSP_LANGUAGE_ALIASES, MAX_SCANNED_FOLDERS, Collected, FileFilter, collect,
+                                enabled_languages, extensions_for, read_source)
 from codelstm.lsp.options import Options
 
 log = logging.getLogger("codelstm.lsp")
@@ -101,6 +101,7 @@ class FolderSync:
         self.need_full = True
         self.full_running = False
         self.capped = False  # at the size cap: new files are not added
+        self._told_capped = False  # the user heard why files are missing (once per folder and settings)
         self.stopped: str | None = None  # refused (bad key, invalid): no retries until settings change
         self.pending: set[str] = set()  # paths touched since they were last sent
         self._first_pending_at = 0.0
@@ -271,11 +272,15 @@ class FolderSync:
             self.loaded_at = time.monotonic()
             self.capped = collected.capped or server_full is not None
             message = self._summary(collected, skipped, server_full)
-            if self.capped:
+            if self.capped and not self._told_capped:
+                self._told_capped = True
                 self.reporter.show(f"codelstm: {name}: {message}")
         except BackendUnavailable:
             self.need_full = True
             message = "server unreachable; will retry"
+            raise
+        except WorkspaceRejected as e:
+            message = f"refused by the server ({e.status} {e.kind})"
             raise
         finally:
             self.reporter.progress_end(token, message)
@@ -378,7 +383,8 @@ class Workspaces:
         """The innermost folder holding `path`."""
         best = None
         for folder in self.folders:
-            if folder.filter.relative(path) is not None and (best is None or len(folder.root.parts) > len(best.root.parts)):
+            inside = folder.filter.relative(path) is not None
+            if inside and (best is None or len(folder.root.parts) > len(best.root.parts)):
                 best = folder
         return best
 
