@@ -345,3 +345,25 @@ async def test_the_servers_own_workspace_limit_ends_the_upload_with_one_message(
             assert not [m for m in client.messages if m.type == types.MessageType.Warning]
         finally:
             await stop_client(client)
+
+
+@pytest.mark.asyncio
+async def test_a_workspace_folder_added_later_is_uploaded_as_its_own_workspace(http_server, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "one.py").write_text("ONE = 1\n")
+    other = {"two.py": "TWO = 2\n", "lib/three.py": "THREE = 3\n"}
+    for rel, text in other.items():
+        (second / rel).parent.mkdir(parents=True, exist_ok=True)
+        (second / rel).write_text(text)
+    client = await start_client(first, http_server)
+    try:
+        await wait_for_workspace(http_server, workspace_id_for(first), 1, len("ONE = 1\n") + 1)
+        assert await workspace_info(http_server, workspace_id_for(second)) is None
+        client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=second.as_uri(), name="second")], removed=[])))
+        await wait_for_workspace(http_server, workspace_id_for(second), len(other), text_bytes(other))
+    finally:
+        await stop_client(client)
