@@ -24,8 +24,6 @@ SKIPPED_DIRS = frozenset({
 })
 # LSP language ids that the corpus builder's extension map names otherwise
 LSP_LANGUAGE_ALIASES = {"javascriptreact": "javascript", "typescriptreact": "typescript", "shellscript": "shell"}
-
-
 MAX_SCANNED_FOLDERS = 20_000  # a folder that is not a project (a home folder) stops the scan here
 
 
@@ -73,7 +71,8 @@ class FileFilter:
     def ignored(self, rel: str, is_dir: bool = False) -> bool:
         """Hidden, vendored or build folder, or matched by an ignore file on the way down."""
         parts = PurePosixPath(rel).parts
-        if any(p.startswith(".") for p in parts) or any(p in SKIPPED_DIRS for p in parts[:-1 if not is_dir else None]):
+        folders = parts if is_dir else parts[:-1]
+        if any(p.startswith(".") for p in parts) or any(p in SKIPPED_DIRS for p in folders):
             return True
         target = rel + "/" if is_dir else rel
         if self._root_extra is not None and self._root_extra.match_file(target):
