@@ -6,7 +6,11 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 _CAMEL = {"server_url": "serverUrl", "api_key": "apiKey", "max_chars": "maxChars", "mode": "mode",
-          "languages": "languages", "timeout_ms": "timeoutMs"}
+          "languages": "languages", "timeout_ms": "timeoutMs", "workspace": "workspace",
+          "workspace_max_file_bytes": "workspaceMaxFileBytes", "workspace_max_bytes": "workspaceMaxBytes",
+          "workspace_debounce_ms": "workspaceDebounceMs", "workspace_exclude": "workspaceExclude"}
+_BOUNDS = {"max_chars": (1, 512), "timeout_ms": (10, 60_000), "workspace_max_file_bytes": (1 << 10, 1 << 20),
+           "workspace_max_bytes": (1 << 10, 256 << 20), "workspace_debounce_ms": (0, 60_000)}
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,11 @@ class Options:
     mode: str = "line"  # inline completions: "line" or "block"
     languages: tuple[str, ...] = ()  # enabled language ids; empty: every language
     timeout_ms: int = 500  # a slower backend answer is dropped and the editor gets nothing
+    workspace: bool = True  # upload the workspace folders' source files as completion context (SPEC section 8)
+    workspace_max_file_bytes: int = 256 << 10  # bigger files are left out (generated code, data)
+    workspace_max_bytes: int = 8 << 20  # upload stops here; below the service's default 16 MiB per workspace
+    workspace_debounce_ms: int = 1500  # an edited document is uploaded this long after its last change
+    workspace_exclude: tuple[str, ...] = ()  # more .gitignore-style patterns to leave out
 
     def enabled_for(self, language_id: str | None) -> bool:
         return not self.languages or (language_id or "") in self.languages
@@ -56,20 +65,21 @@ def _validate(name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError("must be a string")
         return value or None
-    if name == "max_chars":
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 512:
-            raise ValueError("must be an integer from 1 to 512")
+    if name in _BOUNDS:
+        low, high = _BOUNDS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"must be an integer from {low} to {high}")
+        return value
+    if name == "workspace":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
         return value
     if name == "mode":
         if value not in ("line", "block"):
             raise ValueError("must be 'line' or 'block'")
         return value
-    if name == "languages":
+    if name in ("languages", "workspace_exclude"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError("must be a list of language ids")
+            raise ValueError("must be a list of strings")
         return tuple(value)
-    if name == "timeout_ms":
-        if not isinstance(value, int) or isinstance(value, bool) or not 10 <= value <= 60_000:
-            raise ValueError("must be an integer from 10 to 60000")
-        return value
     raise ValueError("unknown option")
