@@ -46,7 +46,10 @@ def _respond(request: Request, status: int, type_: str, message: str, headers: d
 
 
 def _field(loc: tuple) -> str:
-    """The field's path, without pydantic's union-branch tags ("function-after[...]", "literal[0]")."""
+    """The field's path, without pydantic's union-branch tags ("function-after[...]", "literal[0]"); a header
+    by its name."""
+    if len(loc) >= 2 and loc[0] == "header":
+        return str(loc[1])
     parts = [str(p) for p in loc if p != "body" and (isinstance(p, int) or str(p).isidentifier())]
     return ".".join(parts) or "body"
 

@@ -171,6 +171,8 @@ def test_errors_are_openai_shaped_with_the_field_named(oai, server):
     assert 400 <= r.status_code < 500 and set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = httpx.post(f"{server}/v1/completions", json={"prompt": [1, 2]}, headers=AUTH)
     assert r.status_code == 422 and r.json()["error"]["param"] == "prompt"
+    r = httpx.post(f"{server}/v1/completions", json={"prompt": "x"}, headers={**AUTH, "X-Codelstm-Document": "d" * 2001})
+    assert r.status_code == 422 and r.json()["error"]["param"].lower() == "x-codelstm-document"
     r = httpx.post(f"{server}/v1/complete", json={"prefix": 5}, headers=AUTH)  # the native routes keep their shape
     assert r.status_code == 422 and set(r.json()["error"]) == {"type", "message"}
 
