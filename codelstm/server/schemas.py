@@ -110,7 +110,7 @@ class OpenAICompletionsRequest(BaseModel):
     temperature: Literal[0] | Temperature | None = None  # 0 or null: beam search
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     echo: bool = False  # each choice's text starts with its prompt
-    logprobs: int | None = Field(None, ge=0, le=5)  # not supported: a number is refused with 400
+    logprobs: int | None = None  # not supported: a number is refused with 400
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: Text | None = Field(None, max_length=2000)  # the document id when X-Codelstm-Document is absent
