@@ -108,6 +108,7 @@ def sse_events(response: httpx.Response) -> list[tuple[int, str]]:
 
 def test_sse_framing_done_last_and_first_text_sent_before_the_end(server):
     body = {"prompt": BLOCK, "max_tokens": 300, "stream": True, "stream_options": {"include_usage": True}}
+    ok, generated = metric(server, "codelstm_requests_total", 'outcome="ok"'), metric(server, "codelstm_generated_chars_total")
     with httpx.stream("POST", f"{server}/v1/completions", json=body, headers=AUTH, timeout=60) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r)
@@ -116,6 +117,9 @@ def test_sse_framing_done_last_and_first_text_sent_before_the_end(server):
     assert len({c["id"] for _, c in chunks}) == 1
     usage = chunks[-1][1]
     assert usage["choices"] == [] and usage["usage"]["prompt_tokens"] == len(BLOCK)
+    # a streamed completion counts as a plain one
+    assert metric(server, "codelstm_requests_total", 'outcome="ok"') == ok + 1
+    assert metric(server, "codelstm_generated_chars_total") - generated == usage["usage"]["completion_tokens"] > 0
     final = next(i for i, (_, c) in enumerate(chunks) if c["choices"] and c["choices"][0]["finish_reason"])
     early = [read for read, c in chunks[:final] if c["choices"][0]["text"]]
     assert len(early) >= 2, "the text was not sent before the search ended"
