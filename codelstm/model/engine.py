@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from codelstm.model.cache import Checkpoint, StateCache
-from codelstm.model.generate import Completion, Search, SearchSpec, prefill_many
+from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
@@ -68,6 +68,10 @@ class Job:
     def done(self) -> bool:
         """Finished, with a result or an error: no more rounds for it."""
         return self.result is not None or self.error is not None
+
+    def progress(self) -> Progress | None:
+        """What the search has decided so far (for streaming); None while reading the prefix or once done."""
+        return self.search.progress() if self.search is not None and not self.done else None
 
 
 def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:

@@ -8,6 +8,7 @@ LSTM step (`run_searches`), and a server can let searches join and leave between
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Sequence
@@ -143,6 +144,27 @@ def _decode_whole_characters(data: bytes) -> str:
 
 def _line_indent(line: bytes) -> int:
     return len(line) - len(line.lstrip(b" \t"))
+
+
+def _whole_characters(data: bytes) -> bytes:
+    """`data` without a trailing incomplete UTF-8 character (a common prefix may end inside one)."""
+    for back in range(1, min(4, len(data)) + 1):
+        b = data[-back]
+        if b < 0x80:
+            return data
+        if b >= 0xC0:  # the last character's lead byte: keep it only if the character is complete
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return data if back >= need else data[:-back]
+    return data
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running search has decided: every result it will return starts with `text`, and at least
+    `results` results will exist. Streaming sends `text` to those results before the search ends."""
+
+    text: str
+    results: int
 
 
 class Search:
@@ -306,6 +328,35 @@ class Search:
             return False
         nth_best = sorted((c.score for c in self.finished), reverse=True)[self.spec.n - 1]
         return normalised(max(b.logprob for b in self.beams), self.spec.max_chars, self.spec.mode) < nth_best
+
+    def _safe(self, beam: _Beam) -> bytes:
+        """The part of a live beam that every completion it may still finish as starts with: without an
+        incomplete character, a tail that a stop string could still complete (a stop is cut from the text),
+        and in block mode a last line that is still only indentation (a dedent or a blank line cuts from
+        the line break before it)."""
+        data = _whole_characters(beam.data)
+        end = len(data)
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(data)), 0, -1):
+                if data.endswith(stop[:k]):
+                    end = min(end, len(data) - k)
+                    break
+        if self.spec.mode == "block" and b"\n" in data:
+            head, last_line = data.rsplit(b"\n", 1)
+            if not last_line.strip():
+                end = min(end, len(head))
+        return data[:end]
+
+    def progress(self) -> Progress:
+        """The text every result will start with, from the finished candidates that may still be among the
+        best n and what each live beam may still become. For sampling with n = 1 that is each byte as it is
+        drawn (less a held-back tail); for beam search, the part every live beam agrees on."""
+        ranked = sorted(self.finished, key=lambda c: c.score, reverse=True)[: self.spec.n]
+        texts = [c.text.encode("utf-8") for c in ranked] + [self._safe(beam) for beam in self.beams]
+        decided = _whole_characters(os.path.commonprefix(texts)) if texts else b""
+        # a non-blank decided text is a result in the making: any completion that starts with it is kept
+        results = len(ranked) or (1 if decided.strip() and self.beams else 0)
+        return Progress(decided.decode("utf-8"), results)
 
     def results(self) -> list[Completion]:
         """Best first, distinct, at most n."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Hashable
 
 from codelstm.model.engine import EngineRequest, EngineResult, InferenceEngine, Job
+from codelstm.model.generate import Progress
 
 log = logging.getLogger("codelstm.batcher")
 
@@ -65,6 +66,8 @@ class _Item:
     job: Job | None = None
     started: float | None = None
     dropped: Exception | None = None  # set (under the lock) when the request left before finishing
+    on_progress: Callable[[Progress], None] | None = None  # streaming: called on `loop` when more is decided
+    sent: Progress | None = None  # the last progress handed to on_progress
 
 
 @dataclass
@@ -155,12 +158,15 @@ class Batcher:
 
     # -- the async side ------------------------------------------------------------------------
 
-    async def submit(self, request: EngineRequest, timeout_s: float, key: Hashable | None = None) -> Outcome:
+    async def submit(self, request: EngineRequest, timeout_s: float, key: Hashable | None = None,
+                     on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         """Queue a request and wait for it. `key`: a newer request with the same key supersedes this one.
-        Cancelling the awaiting task (the client went away) drops the request at the next round."""
+        Cancelling the awaiting task (the client went away) drops the request at the next round.
+        `on_progress` (streaming) is called on this event loop whenever the search has decided more text,
+        always before the result is set."""
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
-        item = _Item(request, loop.create_future(), loop, now, now + timeout_s, key)
+        item = _Item(request, loop.create_future(), loop, now, now + timeout_s, key, on_progress=on_progress)
         with self._cond:
             if not self._running:
                 raise ShuttingDown("the server is shutting down")
@@ -278,8 +284,22 @@ class Batcher:
                 if not item.loop.is_closed():
                     item.loop.call_soon_threadsafe(_set_result, item.future, outcome)
             else:
+                if item.on_progress is not None:
+                    self._report_progress(item)
                 still.append(item)
         self._active = still
+
+    @staticmethod
+    def _report_progress(item: _Item) -> None:
+        """Hand newly decided text to the request's event loop; a failure here ends only its streaming."""
+        try:
+            progress = item.job.progress()
+            if progress is not None and progress != item.sent and not item.loop.is_closed():
+                item.sent = progress
+                item.loop.call_soon_threadsafe(item.on_progress, progress)
+        except Exception:  # noqa: BLE001 - the completion itself goes on; its text arrives with the result
+            log.exception("could not report a request's progress")
+            item.on_progress = None
 
     @staticmethod
     def _fail(item: _Item, error: Exception) -> None:

@@ -16,7 +16,7 @@ from codelstm.server.logs import RequestLog
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.model.context import ContextConfig
 from codelstm.model.workspaces import WorkspaceStore
-from codelstm.server.routers import complete, explore, health, model, workspaces
+from codelstm.server.routers import complete, explore, health, model, openai, workspaces
 from codelstm.server.service import CompletionService
 from codelstm.server.settings import ServerSettings
 
@@ -52,6 +52,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.workspaces = WorkspaceStore(ContextConfig(), settings.workspace_mb << 20, settings.workspace_max_mb << 20)
     install_error_handlers(app)
     app.include_router(complete.router)
+    app.include_router(openai.router)
     app.include_router(model.router)
     app.include_router(health.router)
     app.include_router(workspaces.router)

@@ -58,6 +58,7 @@ class CompleteRequest(BaseModel):
     stop: StopList = Field(default_factory=list)
     temperature: Temperature | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False  # Server-Sent Events: the decided text of each completion as it grows (docs/api.md)
 
 
 class CompletionOut(BaseModel):
@@ -87,24 +88,50 @@ class CompleteResponse(BaseModel):
     timing_ms: Timing
 
 
-class OpenAICompletionsRequest(BaseModel):
-    """The subset of OpenAI's /v1/completions that editor plugins send; max_tokens counts characters."""
+MAX_PROMPTS = 16  # prompts of one /v1/completions request (each is its own job, batched together)
+MAX_COMPLETION_BYTES = 512  # the native max_chars limit: a larger OpenAI max_tokens is served as this
 
-    model: str | None = None
-    prompt: Text
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False  # one more chunk before [DONE], with no choices and the request's usage
+
+
+class OpenAICompletionsRequest(BaseModel):
+    """OpenAI's /v1/completions as editor plugins send it. A token is one UTF-8 byte (the model reads
+    bytes): max_tokens and the usage count bytes, which are characters in ASCII code. Fields OpenAI has and
+    this server does not use (top_p, presence_penalty, frequency_penalty, logit_bias, best_of) are ignored."""
+
+    model: str | None = Field(None, max_length=256)  # any name is served by the loaded model
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_PROMPTS)]
     suffix: Text | None = None
-    max_tokens: int = Field(64, ge=1, le=512)
+    max_tokens: int | None = Field(None, ge=1)  # null: 64; above 512: 512
     n: int = Field(1, ge=1, le=16)
     stop: StopString | StopList | None = None  # OpenAI accepts one string or a list
     temperature: Literal[0] | Temperature | None = None  # 0 or null: beam search
-    user: str | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    echo: bool = False  # each choice's text starts with its prompt
+    logprobs: int | None = None  # not supported: a number is refused with 400
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: Text | None = Field(None, max_length=2000)  # the document id when X-Codelstm-Document is absent
+    mode: Literal["token", "line", "block"] | None = None  # extension; null: block above 80 bytes, else line
 
-    def native(self) -> CompleteRequest:
-        """The same request for /v1/complete; every field was already checked by the same rules."""
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def native(self, document_id: str | None = None) -> list[CompleteRequest]:
+        """One /v1/complete request per prompt; every field was already checked by the same rules. With
+        several prompts, prompt i > 0 uses the document id `<id>#<i>`, so they neither supersede each other
+        nor share a cache entry."""
         stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
-        return CompleteRequest(prefix=self.prompt, suffix=self.suffix or "",
-                               mode="block" if self.max_tokens > 80 else "line", max_chars=self.max_tokens,
-                               n=self.n, stop=stop, temperature=self.temperature or None)
+        max_chars = min(self.max_tokens or 64, MAX_COMPLETION_BYTES)
+        mode = self.mode or ("block" if max_chars > 80 else "line")
+        return [CompleteRequest(prefix=prompt, suffix=self.suffix or "", mode=mode, max_chars=max_chars, n=self.n,
+                                stop=stop, temperature=self.temperature or None, seed=self.seed,
+                                document_id=None if document_id is None else document_id if i == 0
+                                else f"{document_id}#{i}")
+                for i, prompt in enumerate(self.prompts)]
 
 
 class ReloadRequest(BaseModel):

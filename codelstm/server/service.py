@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Hashable
+from typing import Any, AsyncIterator, Awaitable, Callable, Hashable
 
 import torch
 
@@ -17,7 +17,7 @@ from codelstm.cpu import default_threads
 from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
-from codelstm.model.generate import SearchSpec
+from codelstm.model.generate import Progress, SearchSpec
 from codelstm.model.network import native_bfloat16
 from codelstm.paths import DEFAULT_MODEL
 from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFailed, Overloaded, ShuttingDown,
@@ -153,10 +153,11 @@ class CompletionService:
             log.info("reloaded model from %s", target)
             return loaded
 
-    async def _submit(self, request: EngineRequest, key: Hashable | None, disconnected: Awaitable[None] | None):
+    async def _submit(self, request: EngineRequest, key: Hashable | None, disconnected: Awaitable[None] | None,
+                      on_progress: Callable[[Progress], None] | None = None):
         """The batcher's outcome, or the APIError its failure means for this client."""
         m = self.metrics.requests
-        submit = asyncio.ensure_future(self.batcher.submit(request, self.settings.request_timeout_s, key))
+        submit = asyncio.ensure_future(self.batcher.submit(request, self.settings.request_timeout_s, key, on_progress))
         watcher = asyncio.ensure_future(disconnected) if disconnected is not None else None
         try:
             if watcher is not None:
@@ -207,9 +208,11 @@ class CompletionService:
         }
 
     async def complete(self, req: CompleteRequest, scope: str | None = None,
-                       disconnected: Awaitable[None] | None = None) -> CompleteResponse:
+                       disconnected: Awaitable[None] | None = None,
+                       on_progress: Callable[[Progress], None] | None = None) -> CompleteResponse:
         """Queue the request and wait for it. `scope` (the API key) with the document id is what a newer
-        request supersedes; `disconnected` resolves when the client goes away, which cancels the job."""
+        request supersedes; `disconnected` resolves when the client goes away, which cancels the job;
+        `on_progress` (streaming) gets the search's decided text as it grows."""
         t0 = time.perf_counter()
         spec = SearchSpec(mode=req.mode, max_chars=req.max_chars, n=req.n, beam_width=req.beam_width,
                           stop=tuple(req.stop), suffix=req.suffix, temperature=req.temperature, seed=req.seed)
@@ -217,7 +220,7 @@ class CompletionService:
         key: Hashable | None = (scope, req.document_id) if self.settings.supersede and req.document_id else None
         note_request(document=req.document_id, mode=req.mode)
         self.metrics.queue_depth.set(self.batcher.depth)
-        outcome = await self._submit(request, key, disconnected)
+        outcome = await self._submit(request, key, disconnected, on_progress)
         result = outcome.result
         total = (time.perf_counter() - t0) * 1000
         note_request(fed_bytes=result.fed_chars, cached_bytes=result.cached_chars, queue_ms=outcome.queue_ms,
@@ -242,3 +245,17 @@ class CompletionService:
             timing_ms=Timing(queue=round(outcome.queue_ms, 3), compute=round(outcome.compute_ms, 3),
                              total=round(total, 3)),
         )
+
+    async def stream(self, req: CompleteRequest, scope: str | None = None,
+                     disconnected: Awaitable[None] | None = None) -> AsyncIterator[Progress | CompleteResponse]:
+        """`complete`, yielding each `Progress` as the worker reports it, then the response (or raising its
+        APIError). Closing the iterator early cancels the job."""
+        queue: asyncio.Queue[Progress | None] = asyncio.Queue()
+        task = asyncio.ensure_future(self.complete(req, scope, disconnected, queue.put_nowait))
+        task.add_done_callback(lambda _: queue.put_nowait(None))  # after every progress: the worker sent those first
+        try:
+            while (progress := await queue.get()) is not None:
+                yield progress
+            yield task.result()
+        finally:
+            task.cancel()
