@@ -259,3 +259,4 @@ class CompletionService:
             yield task.result()
         finally:
             task.cancel()
+            task = req = None  # the failure's traceback holds this frame, which held the failure: see _submit
