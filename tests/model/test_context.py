@@ -204,3 +204,25 @@ def test_documents_packed_into_lanes_score_as_if_read_alone(tiny_model):
         _, _, (alone_target, alone_top) = read_scored(model, doc)
         np.testing.assert_allclose(target, alone_target, atol=1e-4)
         np.testing.assert_allclose(top, alone_top, atol=1e-4)
+
+
+@pytest.mark.parametrize("edit", ["appended", "changed"])
+def test_a_view_over_an_older_index_of_the_document_equals_the_bulk_predictions(edit):
+    """A server keeps a document's index across keystrokes: an index over text that agrees with the document
+    only up to some point (the user typed on, or edited above the cursor) gives the same predictions."""
+    from codelstm.model.cache import common_prefix_length
+    from codelstm.model.context_view import ContextView
+
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    pred = document_predictions(DOC, CONFIG, workspace)
+    rng = random.Random(7)
+    for i in rng.sample(range(40, len(DOC)), 40):
+        cut = rng.randint(20, i)
+        same = rng.randint(0, cut)
+        older = DOC[:same] + (b"return other_name(value)\n" if edit == "changed" else b"")
+        view = ContextView(CONFIG, DOC[:cut], ContextIndex.build(older, CONFIG), workspace)
+        assert view.indexed == common_prefix_length(older, DOC[:cut]) >= min(same, cut)
+        got = view.predict(DOC[cut:i])
+        for m, table in enumerate(pred.next_bytes):
+            assert got.tables[m].tolist() == table[i].tolist(), (i, cut, same, m)
+        assert (got.match_byte, got.match_length) == (int(pred.match_byte[i]), int(pred.match_length[i])), i
