@@ -226,16 +226,17 @@ class DocumentMixer:
         self.logits = weights.logits.copy()
 
     @classmethod
-    def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray],
+    def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
                      workspace=None) -> "DocumentMixer":
-        """A mixer at the end of `document` (indexed whole), adapted along it with the LSTM's `scores`
-        (from `scoring.read_scored`); `workspace`: a ContextIndex or None."""
+        """A mixer at the end of `document` (indexed whole); `workspace`: a ContextIndex or None. With the LSTM's
+        `scores` of the document (from `scoring.read_scored`) the logits are adapted along it; without, they
+        stay the fitted ones, as the server uses them (docs/context.md, "Online adaptation")."""
         from codelstm.model.context import ContextIndex, document_predictions
         from codelstm.model.context_view import ContextView
 
         index = ContextIndex.build(document, weights.config) if document else None
         mixer = cls(weights, ContextView(weights.config, document, index, workspace))
-        if document:
+        if document and scores is not None:
             mixer.adapt(scores[0], scores[1], document_predictions(document, weights.config, workspace))
         return mixer
 

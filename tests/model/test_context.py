@@ -226,3 +226,27 @@ def test_a_view_over_an_older_index_of_the_document_equals_the_bulk_predictions(
         for m, table in enumerate(pred.next_bytes):
             assert got.tables[m].tolist() == table[i].tolist(), (i, cut, same, m)
         assert (got.match_byte, got.match_length) == (int(pred.match_byte[i]), int(pred.match_length[i])), i
+
+
+def test_the_engine_mixes_as_complete_does_also_from_a_cached_document_index():
+    """One distribution everywhere: the server's engine (context index cached per document, recent bytes
+    indexed per request) returns what `generate.complete` returns with the same mixer and workspace."""
+    from codelstm.model.cache import StateCache
+    from codelstm.model.engine import EngineRequest, InferenceEngine
+    from codelstm.model.generate import SearchSpec, complete
+    from codelstm.paths import DEFAULT_MODEL
+
+    model, _ = load_checkpoint(DEFAULT_MODEL)
+    weights = MixerWeights.load(DEFAULT_MODEL)
+    workspace = ContextIndex.build(WORKSPACE, weights.config)
+    engine = InferenceEngine(model.eval(), StateCache(), mixer=weights)
+    text = DOC.decode()
+    spec = SearchSpec(mode="token", n=3, max_chars=24)
+    for cut in (len(text) // 2, len(text) - 30):  # typing on into the same document
+        prefix = text[:cut] + "handle_"
+        for ws in (None, workspace):
+            got = engine.run([EngineRequest(prefix.encode(), spec, "doc", ws)])[0].completions
+            expected = complete(model, prefix, spec, weights, ws)
+            assert [c.text for c in got] == [c.text for c in expected], (cut, ws is not None)
+            assert [c.logprob for c in got] == pytest.approx([c.logprob for c in expected], abs=1e-3)
+    assert engine.cache.context("doc") is not None
