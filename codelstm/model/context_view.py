@@ -58,23 +58,30 @@ class _Source:
         self.data = np.frombuffer(index.data, dtype=np.uint8)
         self.limit = limit  # only positions below this count (None: all)
 
-    def lookup(self, model: int, h: np.uint64, wanted: int) -> tuple[list[int], int]:
-        """Followers of the context with hash `h` (latest first, at most `wanted`), and the latest one's
-        position (-1: no occurrence at all, however many were wanted)."""
+    def lookup(self, model: int, hashes: list[int], wanted: list[int]) -> list[tuple[list[int], int]]:
+        """Per context hash: its followers (latest first, at most that query's `wanted`) and the latest one's
+        position (-1: no occurrence at all, however many were wanted). One search for all queries."""
         keys = self.keys[model]
-        lo = int(keys.searchsorted(h, "left"))
-        hi = int(keys.searchsorted(h, "right"))
-        if hi > lo and self.limit is not None:
-            positions = self.positions[model]
-            hi = lo + int(positions[lo:hi].searchsorted(self.limit, "left"))  # ascending within a key
-        if hi <= lo:
-            return [], -1
+        out: list[tuple[list[int], int]] = [([], -1)] * len(hashes)
+        if not len(keys):
+            return out
+        needles = np.array(hashes, dtype=np.uint64)
+        lo = keys.searchsorted(needles, "left")
+        found = keys[np.minimum(lo, len(keys) - 1)] == needles  # most lookups miss: those search once
+        if not found.any():
+            return out
+        rows = np.flatnonzero(found)
+        hi = keys.searchsorted(needles[rows], "right")
         positions = self.positions[model]
-        latest = int(positions[hi - 1])
-        if wanted <= 0:
-            return [], latest
-        take = positions[max(lo, hi - wanted):hi]
-        return self.data[take[::-1]].tolist(), latest
+        for q, start, end in zip(rows.tolist(), lo[rows].tolist(), hi.tolist()):
+            if self.limit is not None:  # ascending within a key: drop those at or past the limit
+                end = start + int(positions[start:end].searchsorted(self.limit, "left"))
+                if end <= start:
+                    continue
+            latest = int(positions[end - 1])
+            take = wanted[q]
+            out[q] = (self.data[positions[max(start, end - take):end][::-1]].tolist() if take > 0 else [], latest)
+        return out
 
 
 class ContextView:
@@ -108,86 +115,103 @@ class ContextView:
 
     def predict(self, generated: bytes = b"") -> PositionPrediction:
         """The models' view of the position after document + generated."""
+        return self.predict_many([generated])[0]
+
+    def predict_many(self, generated: list[bytes]) -> list[PositionPrediction]:
+        """`predict` for several beams: each index is searched once per model for all of them."""
         cfg = self.config
-        doc = self.document
-        i = len(doc) + len(generated)
-        # the last bytes of the text, enough for every context: hashes of each suffix length in one pass
-        last = (doc[-self._span:] + generated)[-self._span:]
+        prepared = [self._contexts(g) for g in generated]  # (position, hash per context length, identifier length)
+        k = len(generated)
+        followers = [[[] for _ in range(len(self._lengths) + 1)] for _ in range(k)]
+        hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
+        alive = list(range(k))  # beams whose shorter orders all occurred: a longer one may too
+        for m, n in enumerate(self._lengths):
+            queries = [(b, n, prepared[b][1][n]) for b in alive if n <= prepared[b][0]]
+            if not queries:
+                break
+            rows, latest, in_text = self._collect(m, queries, generated, aligned=False)
+            alive = []
+            for (b, _, _), row, where, here in zip(queries, rows, latest, in_text):
+                followers[b][m] = row
+                if where >= 0:
+                    hits[b] = (n, here, where)
+                    alive.append(b)
+        queries = [(b, p[2], p[1][p[2]]) for b, p in enumerate(prepared) if p[2]]
+        if queries:
+            rows, _, _ = self._collect(len(self._lengths), queries, generated, aligned=True)
+            for (b, _, _), row in zip(queries, rows):
+                followers[b][-1] = row
+        out = []
+        for b in range(k):
+            match_byte, match_length = self._match(*hits[b], generated[b]) if hits[b] else (EMPTY, 0)
+            out.append(PositionPrediction(followers[b], match_byte, match_length, cfg.recent))
+        return out
+
+    def _contexts(self, generated: bytes) -> tuple[int, list[int], int]:
+        """(position predicted, hash of the last L bytes for each L, length of the identifier typed so far or 0)."""
+        last = (self.document[-self._span:] + generated)[-self._span:]
         hashes = [0] * (len(last) + 1)
         h, power = 0, 1
-        for k in range(1, len(last) + 1):
+        for k in range(1, len(last) + 1):  # one pass: hash(last L + 1 bytes) = hash(last L) + (byte + 1) * P**L
             h = (h + (last[-k] + 1) * power) & _MASK
             power = (power * HASH_MULTIPLIER) & _MASK
             hashes[k] = h
         ident = 0
         while ident < len(last) and _IDENT_LIST[last[-1 - ident]]:
             ident += 1
-        if ident > cfg.identifier_max:
-            ident = 0
-        followers: list[list[int]] = []
-        latest_hit: tuple[int, bool, int] | None = None  # (order, in the text, position of the follower)
-        dead = False  # a shorter order had no occurrence: no longer one can have any
-        for m, n in enumerate(self._lengths):
-            if dead or n > i:
-                followers.append([])
-                continue
-            row, where, in_text = self._followers(m, n, hashes[n], generated, aligned=False)
-            followers.append(row)
-            if where < 0:
-                dead = True
-            else:
-                latest_hit = (n, in_text, where)
-        if ident:
-            row, _, _ = self._followers(len(self._lengths), ident, hashes[ident], generated, aligned=True)
-            followers.append(row)
-        else:
-            followers.append([])
-        match_byte, match_length = EMPTY, 0
-        if latest_hit is not None:
-            order, in_text, pos = latest_hit
-            match_byte, match_length = self._match(order, in_text, pos, generated)
-        return PositionPrediction(followers, match_byte, match_length, cfg.recent)
+        return len(self.document) + len(generated), hashes, ident if ident <= self.config.identifier_max else 0
 
-    def _followers(self, model: int, n: int, h: int, generated: bytes, aligned: bool) -> tuple[list[int], int, bool]:
-        """Followers of the last `n` bytes (latest first, at most `recent`), where the latest sits (-1: none)
-        and whether it is in the text (document + generated) rather than the workspace. `aligned`: count only
-        occurrences that start a name (the identifier model)."""
+    def _collect(self, model: int, queries: list[tuple[int, int, int]], generated: list[bytes],
+                 aligned: bool) -> tuple[list[list[int]], list[int], list[bool]]:
+        """For each (beam, context length, hash): the followers (latest first, at most `recent`), where the
+        latest sits (-1: none) and whether in the text (document + generated) rather than the workspace.
+        `aligned`: count only occurrences that start a name (the identifier model)."""
+        recent = self.config.recent
+        rows, latest = [], []
+        for b, n, _ in queries:
+            row, where = self._scan(n, generated[b], aligned) if generated[b] else ([], -1)
+            rows.append(row)
+            latest.append(where)
+        in_text = [True] * len(queries)
+        sources = [(source, True) for source in self._sources]
+        if self._workspace is not None:
+            sources.append((self._workspace, False))
+        for source, text in sources:
+            need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
+            if not need:
+                break
+            got = source.lookup(model, [queries[q][2] for q in need], [recent - len(rows[q]) for q in need])
+            for q, (row, where) in zip(need, got):
+                if where >= 0 and latest[q] < 0:
+                    latest[q], in_text[q] = where, text
+                rows[q] += row
+        return rows, latest, in_text
+
+    def _scan(self, n: int, generated: bytes, aligned: bool) -> tuple[list[int], int]:
+        """Occurrences of the last `n` bytes whose follower is one of the beam's bytes (in doc[-n-1:] +
+        generated): their followers, latest first, and where the latest sits (-1: none)."""
         recent = self.config.recent
         doc = self.document
+        local_doc = doc[-(n + 1):]
+        local = local_doc + generated
+        offset = len(doc) - len(local_doc)  # text position of local[0]
+        context = local[-n:]
+        end = len(local) - 1  # a follower must come before the position predicted
+        floor = max(len(local_doc) - n, 0)  # followers from len(doc) on
         out: list[int] = []
-        latest, in_text = -1, True
-        if generated:  # occurrences whose follower is one of the beam's bytes: in doc[-n-1:] + generated
-            local_doc = doc[-(n + 1):]
-            local = local_doc + generated
-            offset = len(doc) - len(local_doc)  # text position of local[0]
-            context = local[-n:]
-            end = len(local) - 1  # a follower must come before the position predicted
-            floor = max(len(local_doc) - n, 0)  # followers from len(doc) on
-            while len(out) < recent:
-                at = local.rfind(context, floor, end)
-                if at < 0:
-                    break
-                end = at + n - 1
-                if aligned and (at > 0 and _IDENT_LIST[local[at - 1]] or at == 0 and offset > 0
-                                and _IDENT_LIST[doc[offset - 1]]):
-                    continue
-                out.append(local[at + n])
-                if latest < 0:
-                    latest = offset + at + n
-        key = np.uint64(h)
-        for source in self._sources:
-            if len(out) >= recent and latest >= 0:
-                return out, latest, in_text
-            row, where = source.lookup(model, key, recent - len(out))
-            if where >= 0 and latest < 0:
-                latest = where
-            out += row
-        if self._workspace is not None and (len(out) < recent or latest < 0):
-            row, where = self._workspace.lookup(model, key, recent - len(out))
-            if where >= 0 and latest < 0:
-                latest, in_text = where, False
-            out += row
-        return out, latest, in_text
+        latest = -1
+        while len(out) < recent:
+            at = local.rfind(context, floor, end)
+            if at < 0:
+                break
+            end = at + n - 1
+            if aligned and (at > 0 and _IDENT_LIST[local[at - 1]] or at == 0 and offset > 0
+                            and _IDENT_LIST[doc[offset - 1]]):
+                continue
+            out.append(local[at + n])
+            if latest < 0:
+                latest = offset + at + n
+        return out, latest
 
     def _match(self, order: int, in_text: bool, pos: int, generated: bytes) -> tuple[int, int]:
         """The byte after the latest occurrence of the longest context, and how far back the match holds."""

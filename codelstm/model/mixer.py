@@ -269,11 +269,10 @@ class DocumentMixer:
         lstm_weight = np.empty(k)
         slots: list[int] = []
         amounts: list[float] = []
-        for r, g in enumerate(generated):
+        for r, (g, p) in enumerate(zip(generated, self.view.predict_many(generated))):
             previous = g[-1] if g else doc_last
             s = _selector(previous)
             table = logits[s]
-            p = self.view.predict(g)
             chosen = [table[0, _lstm_bucket(tops[r])]]
             rows: list[list[int]] = []
             for m, row in enumerate(p.followers, start=1):
