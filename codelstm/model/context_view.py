@@ -106,6 +106,7 @@ class ContextView:
             self._sources.append(_Source(index, limit))
         self._workspace = _Source(workspace) if workspace is not None else None
         self._span = max(max(config.orders), config.identifier_max) + 1
+        self._previous: dict[bytes, tuple] = {}  # the last predict_many's contexts, by beam bytes
         self._lengths = list(config.orders)
 
     @property
@@ -121,6 +122,7 @@ class ContextView:
         """`predict` for several beams: each index is searched once per model for all of them."""
         cfg = self.config
         prepared = [self._contexts(g) for g in generated]  # (position, hash per context length, identifier length)
+        self._previous = {g: p for g, p in zip(generated, prepared)}  # the next step's beams extend these
         k = len(generated)
         followers = [[[] for _ in range(len(self._lengths) + 1)] for _ in range(k)]
         hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
@@ -147,19 +149,28 @@ class ContextView:
             out.append(PositionPrediction(followers[b], match_byte, match_length, cfg.recent))
         return out
 
-    def _contexts(self, generated: bytes) -> tuple[int, list[int], int]:
-        """(position predicted, hash of the last L bytes for each L, length of the identifier typed so far or 0)."""
-        last = (self.document[-self._span:] + generated)[-self._span:]
-        hashes = [0] * (len(last) + 1)
-        h, power = 0, 1
-        for k in range(1, len(last) + 1):  # one pass: hash(last L + 1 bytes) = hash(last L) + (byte + 1) * P**L
-            h = (h + (last[-k] + 1) * power) & _MASK
-            power = (power * HASH_MULTIPLIER) & _MASK
-            hashes[k] = h
-        ident = 0
-        while ident < len(last) and _IDENT_LIST[last[-1 - ident]]:
-            ident += 1
-        return len(self.document) + len(generated), hashes, ident if ident <= self.config.identifier_max else 0
+    def _contexts(self, generated: bytes) -> tuple[int, list[int], int, int]:
+        """(position predicted, hash of the last L bytes for each L, length of the identifier typed so far or 0,
+        that length uncapped). From the previous step's parent beam when there is one: appending byte b makes
+        hash(last L bytes) = hash(parent's last L - 1) * P + b + 1."""
+        i = len(self.document) + len(generated)
+        parent = self._previous.get(generated[:-1]) if generated else None
+        if parent is not None:
+            b = generated[-1]
+            hashes = [0] + [(h * HASH_MULTIPLIER + b + 1) & _MASK for h in parent[1][:self._span]]
+            raw = min(parent[3] + 1, self._span, i) if _IDENT_LIST[b] else 0
+        else:
+            last = (self.document[-self._span:] + generated)[-self._span:]
+            hashes = [0] * (len(last) + 1)
+            h, power = 0, 1
+            for k in range(1, len(last) + 1):  # hash(last L + 1 bytes) = hash(last L) + (byte + 1) * P**L
+                h = (h + (last[-k] + 1) * power) & _MASK
+                power = (power * HASH_MULTIPLIER) & _MASK
+                hashes[k] = h
+            raw = 0
+            while raw < len(last) and _IDENT_LIST[last[-1 - raw]]:
+                raw += 1
+        return i, hashes, raw if raw <= self.config.identifier_max else 0, raw
 
     def _collect(self, model: int, queries: list[tuple[int, int, int]], generated: list[bytes],
                  aligned: bool) -> tuple[list[list[int]], list[int], list[bool]]:

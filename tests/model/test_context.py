@@ -250,3 +250,19 @@ def test_the_engine_mixes_as_complete_does_also_from_a_cached_document_index():
             assert [c.text for c in got] == [c.text for c in expected], (cut, ws is not None)
             assert [c.logprob for c in got] == pytest.approx([c.logprob for c in expected], abs=1e-3)
     assert engine.cache.context("doc") is not None
+
+
+def test_beams_stepping_on_from_their_parents_see_what_a_fresh_view_sees():
+    """A search step's beams extend the previous step's: their context hashes are carried over from the
+    parent (one multiply per length) and must equal those computed from the bytes."""
+    from codelstm.model.context_view import ContextView
+
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    for cut in (3, 200, len(DOC) // 2):
+        stepping = ContextView(CONFIG, DOC[:cut], None, workspace)
+        for j in range(1, 50):
+            beams = [DOC[cut:cut + j], DOC[cut:cut + j - 1] + b"_", DOC[cut + 1:cut + j + 1]]
+            got = stepping.predict_many(beams)
+            for beam, prediction in zip(beams, got):
+                fresh = ContextView(CONFIG, DOC[:cut], None, workspace).predict(beam)
+                assert prediction == fresh, (cut, j, beam)

@@ -116,3 +116,38 @@ def test_without_context_models_neither_name_is_completed(plain_server):
     assert not any(NAME_REST in t for t in texts(body)), texts(body)
     body = complete(plain_server, KEY_A, DOCUMENT_PREFIX, "token", document_id="file:///doc.py")
     assert not any(NAME_REST in t for t in texts(body)), texts(body)
+
+
+def test_a_reloaded_model_brings_its_mixer_and_one_without_serves_the_lstm_alone(tmp_path):
+    import shutil
+
+    with_mixer, without = tmp_path / "with-mixer", tmp_path / "without"
+    shutil.copytree(DEFAULT_MODEL, with_mixer)
+    shutil.copytree(DEFAULT_MODEL, without, ignore=shutil.ignore_patterns("mixer.json"))
+    admin = {"Authorization": "Bearer admin"}
+    with running_server(without, admin_key="admin", models_dir=str(tmp_path)) as url:
+        def usage() -> dict:
+            r = httpx.post(f"{url}/v1/complete", json={"prefix": PREFIX, "mode": "token"}, timeout=60)
+            assert r.status_code == 200, r.text
+            return r.json()["usage"]
+
+        assert usage()["context"] == "none"
+        assert httpx.post(f"{url}/v1/model/reload", json={"path": "with-mixer"}, headers=admin,
+                          timeout=60).status_code == 200
+        assert usage()["context"] == "document"
+        assert httpx.post(f"{url}/v1/model/reload", json={"path": "without"}, headers=admin,
+                          timeout=60).status_code == 200
+        assert usage()["context"] == "none"
+
+
+def test_context_setting_that_needs_a_mixer_refuses_a_model_without_one(tmp_path, monkeypatch):
+    import shutil
+
+    from tests.conftest import run_cli
+
+    without = tmp_path / "without"
+    shutil.copytree(DEFAULT_MODEL, without, ignore=shutil.ignore_patterns("mixer.json"))
+    monkeypatch.setenv("CODELSTM_CONTEXT", "document")
+    result = run_cli("serve", "--model", str(without), timeout=120)
+    assert result.returncode != 0
+    assert "CODELSTM_CONTEXT=document needs a mixer.json" in result.stderr
