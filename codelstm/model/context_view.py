@@ -105,6 +105,9 @@ class ContextView:
             limit = self.indexed if self.indexed < len(index.data) else None
             self._sources.append(_Source(index, limit))
         self._workspace = _Source(workspace) if workspace is not None else None
+        # (index, whether it holds the text rather than the workspace), in the order followers are listed
+        self._searched = [(source, True) for source in self._sources] + \
+            ([(self._workspace, False)] if self._workspace is not None else [])
         self._span = max(max(config.orders), config.identifier_max) + 1
         self._previous: dict[bytes, tuple] = {}  # the last predict_many's contexts, by beam bytes
         self._lengths = list(config.orders)
@@ -184,10 +187,7 @@ class ContextView:
             rows.append(row)
             latest.append(where)
         in_text = [True] * len(queries)
-        sources = [(source, True) for source in self._sources]
-        if self._workspace is not None:
-            sources.append((self._workspace, False))
-        for source, text in sources:
+        for source, text in self._searched:
             need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
             if not need:
                 break

@@ -224,6 +224,7 @@ class DocumentMixer:
         self.weights = weights
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
+        self._table: tuple[list, np.ndarray] | None = None  # the logits as nested lists, and which array they are
 
     @classmethod
     def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
@@ -263,7 +264,9 @@ class DocumentMixer:
         probs = np.exp(np.asarray(lstm_logprobs, dtype=np.float64))
         probs /= probs.sum(axis=1, keepdims=True)
         tops = probs.max(axis=1).tolist()
-        logits = self.logits
+        if self._table is None or self._table[1] is not self.logits:  # nested lists: fast scalar reads
+            self._table = (self.logits.tolist(), self.logits)
+        logits = self._table[0]
         match_model = len(self.weights.config.model_names) - 1
         doc_last = self.view.document[-1] if self.view.document else -1
         lstm_weight = np.empty(k)
@@ -273,14 +276,14 @@ class DocumentMixer:
             previous = g[-1] if g else doc_last
             s = _selector(previous)
             table = logits[s]
-            chosen = [table[0, _lstm_bucket(tops[r])]]
+            chosen = [table[0][_lstm_bucket(tops[r])]]
             rows: list[list[int]] = []
             for m, row in enumerate(p.followers, start=1):
                 if row:
-                    chosen.append(table[m, _count_bucket(len(row), row.count(row[0]))])
+                    chosen.append(table[m][_count_bucket(len(row), row.count(row[0]))])
                     rows.append(row)
             if p.match_byte != EMPTY:
-                chosen.append(table[match_model, _match_bucket(p.match_length)])
+                chosen.append(table[match_model][_match_bucket(p.match_length)])
                 rows.append([p.match_byte])
             top = max(chosen)
             w = [math.exp(a - top) for a in chosen]
