@@ -244,8 +244,10 @@ class InferenceEngine:
             if index is None or len(text) - common_prefix_length(index.data, text) > CONTEXT_REINDEX:
                 index = ContextIndex.build(text, config)
                 self.cache.store_context(doc, index, index.nbytes)
-        view = ContextView(config, text, index, job.request.workspace)
-        return DocumentMixer(self.mixer, view)
+        workspace = job.request.workspace
+        if workspace is not None and workspace.config != config:  # indexed for the model before a reload
+            workspace = None
+        return DocumentMixer(self.mixer, ContextView(config, text, index, workspace))
 
     def abandon(self, job: Job) -> None:
         """The job leaves unfinished (deadline, cancellation): keep what it read for the next request."""
