@@ -1,6 +1,7 @@
 """Latency, cache and batching benchmarks against a real server on loopback (SPEC section 7, issue 3).
 
 Usage: python bench/http_latency.py [--model PATH] [--quick]
+       python bench/http_latency.py --context [--model PATH] [--quick]
 
 1. Typing latency: each client types through a held-out file, one to three characters per request,
    with its own document_id (so the state cache works as in an editor). p50/p99 client-side ms for
@@ -10,6 +11,12 @@ Usage: python bench/http_latency.py [--model PATH] [--quick]
 2. Cache speedup: a 4 KiB prefix read cold vs one more character typed into the cached document.
 3. Batching speedup: requests/s at 32 clients with batching vs a server limited to batch size 1, for
    requests that are all cold prefixes and for clients typing into cached documents.
+
+With --context: context models on vs off, as a ratio from one run. Two servers (CODELSTM_CONTEXT=none and
+the default, which mixes the model's mixer.json in) run side by side and one typist sends each keystroke
+to both in turn, so a busy machine slows both alike; the context server is asked once with the document
+alone and once with a workspace (the other held-out files, up to --workspace-kb). Also the memory of the
+context indexes: per KB of cached document and per MB of workspace.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import platform
 import random
 import statistics
+import sys
 import time
 
 import httpx
@@ -111,12 +119,91 @@ async def throughput(url: str, texts: list[str], typing: bool, clients: int = 32
         return clients * per_client / (time.perf_counter() - t0)
 
 
+async def interleaved_typing(targets: dict[str, tuple[str, dict]], texts: list[str], mode: str, documents: int,
+                             requests: int) -> dict[str, list[float]]:
+    """One typist: per document an untimed open, then `requests` keystrokes of 1-3 characters; each keystroke
+    goes to every target (url, extra body fields) in turn, in a rotating order."""
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    rng = random.Random(7)
+    names = list(targets)
+    async with httpx.AsyncClient(timeout=60) as c:
+        for d in range(documents):
+            text = texts[d % len(texts)]
+            pos = rng.randint(1024, max(1025, len(text) - 400))
+            for name, (url, extra) in targets.items():
+                body = {"prefix": text[:pos], "document_id": f"ctx-{mode}-{d}", "mode": mode, "n": 3,
+                        "max_chars": 64, **extra}
+                (await c.post(f"{url}/v1/complete", json=body)).raise_for_status()
+            for k in range(requests):
+                pos = min(len(text), pos + rng.randint(1, 3))
+                for name in names[k % len(names):] + names[:k % len(names)]:
+                    url, extra = targets[name]
+                    body = {"prefix": text[:pos], "document_id": f"ctx-{mode}-{d}", "mode": mode, "n": 3,
+                            "max_chars": 64, **extra}
+                    t0 = time.perf_counter()
+                    r = await c.post(f"{url}/v1/complete", json=body)
+                    latencies[name].append((time.perf_counter() - t0) * 1000)
+                    r.raise_for_status()
+                    if "workspace_id" in extra:
+                        assert r.json()["usage"]["workspace"] == "used", r.json()["usage"]
+    return latencies
+
+
+def context_main(args, texts: list[str]) -> None:
+    from common import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    from codelstm.commands.common import resolve_model_path
+    from codelstm.model.context import ContextIndex
+    from codelstm.model.mixer import MixerWeights
+
+    documents, requests = (2, 5) if args.quick else (6, 20)
+    typed, rest = texts[:documents], texts[documents:]
+    workspace = []
+    size = 0
+    for i, t in enumerate(rest):
+        if size + len(t.encode()) > args.workspace_kb * 1024:
+            break
+        workspace.append({"path": f"pkg/file_{i}.py", "text": t})
+        size += len(t.encode())
+    with server(args.model, context="none", threads="1") as plain, server(args.model, threads="1") as mixed:
+        r = httpx.put(f"{mixed}/v1/workspaces/bench/documents", json={"documents": workspace}, timeout=120)
+        r.raise_for_status()
+        targets = {"LSTM alone": (plain, {}), "+ document": (mixed, {}),
+                   f"+ workspace ({size / 1024:.0f} KB)": (mixed, {"workspace_id": "bench"})}
+        print("\n| mode | context | p50 ms | p99 ms | requests | p50 / LSTM alone |\n|---|---|---|---|---|---|")
+        for mode in ("token", "line"):
+            lat = asyncio.run(interleaved_typing(targets, typed, mode, documents, requests))
+            base = percentile(lat["LSTM alone"], 50)
+            for name, values in lat.items():
+                print(f"| {mode} | {name} | {percentile(values, 50):.1f} | {percentile(values, 99):.1f} | "
+                      f"{len(values)} | {percentile(values, 50) / base:.2f}x |", flush=True)
+    weights = MixerWeights.load(resolve_model_path(args.model or "default"))
+    doc = max(typed, key=len).encode()
+    t0 = time.perf_counter()
+    index = ContextIndex.build(doc, weights.config)
+    doc_s = time.perf_counter() - t0
+    ws = "\0".join(d["text"] for d in workspace).encode()
+    t0 = time.perf_counter()
+    ws_index = ContextIndex.build(ws, weights.config)
+    ws_s = time.perf_counter() - t0
+    print(f"\ncontext index of a document: {index.nbytes / len(doc):.0f} bytes per byte "
+          f"({index.nbytes / 2**20:.1f} MiB for {len(doc) / 1024:.0f} KB, built in {doc_s * 1000:.0f} ms); "
+          f"workspace: {ws_index.nbytes / 2**20 / (len(ws) / 2**20):.0f} MiB per MiB of text "
+          f"(built in {ws_s / (len(ws) / 2**20):.2f} s per MiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--context", action="store_true", help="context models on vs off (see above)")
+    parser.add_argument("--workspace-kb", type=int, default=512, help="with --context: workspace size")
     args = parser.parse_args()
     texts = held_out_texts()
+    if args.context:
+        context_main(args, texts)
+        return
     requests = {1: 40, 8: 15, 32: 8} if not args.quick else {1: 5, 8: 2, 32: 1}
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {__import__('os').cpu_count()} cores; "
           f"{len(texts)} held-out files")

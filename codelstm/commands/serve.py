@@ -63,6 +63,9 @@ def run(args) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         read_config(resolve_model_path(settings.model_path))  # fail before binding the port
+        from codelstm.server.service import context_mode
+
+        context_mode(settings.context, resolve_model_path(settings.model_path))  # CODELSTM_CONTEXT needs a mixer?
     except CheckpointError as e:
         raise UserError(str(e)) from None
     warning = exposure_warning(settings)

@@ -13,6 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -50,7 +51,9 @@ class _Document:
     text: bytes = b""
     offsets: list[int] = field(default_factory=list)  # sorted checkpoint offsets
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
-    nbytes: int = 0
+    nbytes: int = 0  # all it holds: text, states and context
+    context: Any = None  # the document's context index (model/context.py), beside its states
+    context_nbytes: int = 0
 
 
 @dataclass
@@ -96,13 +99,35 @@ class StateCache:
             doc.checkpoints = kept
             doc.offsets = sorted(kept)
             self.nbytes -= doc.nbytes
-            doc.nbytes = len(text) + sum(_nbytes(cp) for cp in kept.values())
+            doc.nbytes = len(text) + sum(_nbytes(cp) for cp in kept.values()) + doc.context_nbytes
             self.nbytes += doc.nbytes
             self.docs[doc_id] = doc
-            while self.nbytes > self.budget and len(self.docs) > 1:
-                _, old = self.docs.popitem(last=False)
-                self.nbytes -= old.nbytes
-                self.stats.evictions += 1
+            self._evict()
+
+    def context(self, doc_id: str) -> Any:
+        """The context index last stored for the document (it may cover an older text), or None."""
+        with self._lock:
+            doc = self.docs.get(doc_id)
+            return doc.context if doc is not None else None
+
+    def store_context(self, doc_id: str, context: Any, nbytes: int) -> None:
+        """Keep the document's context index beside its states, counted in the same budget (the document
+        is made if it has no states yet; its text then stays empty, so its states resume from the start)."""
+        with self._lock:
+            doc = self.docs.pop(doc_id, None) or _Document()
+            self.nbytes -= doc.nbytes
+            doc.nbytes += nbytes - doc.context_nbytes
+            doc.context, doc.context_nbytes = context, nbytes
+            self.nbytes += doc.nbytes
+            self.docs[doc_id] = doc
+            self._evict()
+
+    def _evict(self) -> None:
+        """Least recently used documents go until the total fits (never the last one)."""
+        while self.nbytes > self.budget and len(self.docs) > 1:
+            _, old = self.docs.popitem(last=False)
+            self.nbytes -= old.nbytes
+            self.stats.evictions += 1
 
     def clear(self) -> None:
         with self._lock:

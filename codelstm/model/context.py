@@ -139,22 +139,31 @@ class ContextIndex:
     keys: list[np.ndarray] = field(default_factory=list)
     positions: list[np.ndarray] = field(default_factory=list)
 
+    start: int = 0  # positions before this are not indexed (a document's recent part: `ContextView`)
+
     @classmethod
-    def build(cls, data: bytes, config: ContextConfig) -> "ContextIndex":
-        index = cls(data, config)
-        hashes = TextHashes(data)
-        ends = np.arange(len(data))
-        for starts in context_starts(data, config):
-            valid = starts >= 0
+    def build(cls, data: bytes, config: ContextConfig, start: int = 0) -> "ContextIndex":
+        """Index the positions start..len(data)-1 of `data` (their contexts may begin before `start`): O(len - start)."""
+        index = cls(data, config, start=start)
+        # a context is at most this long, and an identifier run that begins before `base` is longer than the
+        # identifier model's limit at every indexed position, so the slice from `base` gives the same contexts
+        base = max(0, start - max(max(config.orders), config.identifier_max) - 1)
+        part = data[base:] if base else data
+        hashes = TextHashes(part)
+        ends = np.arange(len(part))
+        for starts in context_starts(part, config):
+            valid = (starts >= 0) & (ends >= start - base)
             keys = hashes.slices(starts[valid], ends[valid])
             order = np.argsort(keys, kind="stable")
             index.keys.append(keys[order])
-            index.positions.append(ends[valid][order].astype(np.int32))  # 12 bytes per entry with the key
+            index.positions.append((ends[valid][order] + base).astype(np.int32))  # 12 bytes per entry with the key
         return index
 
     @property
     def nbytes(self) -> int:
-        return len(self.data) + sum(k.nbytes + p.nbytes for k, p in zip(self.keys, self.positions))
+        """Memory held: its text (when it indexes all of it) and 12 bytes per indexed (model, position)."""
+        text = len(self.data) if self.start == 0 else 0  # a recent-part index shares its document's text
+        return text + sum(k.nbytes + p.nbytes for k, p in zip(self.keys, self.positions))
 
 
 EMPTY = -1  # no prediction in this slot

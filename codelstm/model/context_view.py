@@ -2,10 +2,18 @@
 
 `document_predictions` (context.py) reads a whole document at once; a search instead asks about a text
 that grows a byte per step and forks per beam. A `ContextView` answers for "the document so far, then
-these bytes": the document's prefix up to `indexed` is looked up in its `ContextIndex` (sorted hashes,
-built in bulk), everything after it (the recent bytes and the beam's own) is scanned directly, and the
-workspace has its own index. The answer is the same as the bulk one at that position (a test checks it
-byte for byte), so evaluation, search and serving share one definition.
+these bytes" from three places, latest occurrences first:
+
+- the beam's own bytes (and the context reaching back into the document): scanned directly;
+- the document: a `ContextIndex` (sorted hashes, built in bulk) over its start, which may be older than the
+  document (a server keeps it per document across keystrokes: only the part still equal to the document's
+  start is used), and a small index over the rest (the recent bytes), built with the view;
+- the workspace's own index.
+
+The answer is the same as the bulk one at that position (a test checks it byte for byte), so evaluation,
+search and serving share one definition. `predict` is called once per beam per search step, so it is
+written for speed: one hash pass for every context length, and longer orders are skipped once a shorter
+one has no occurrence (a longer context cannot occur where its own suffix does not).
 """
 
 from __future__ import annotations
@@ -14,116 +22,226 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codelstm.model.context import EMPTY, MATCH_CAP, ContextConfig, ContextIndex, _IDENT, hash_bytes
+from codelstm.model.cache import common_prefix_length
+from codelstm.model.context import EMPTY, HASH_MULTIPLIER, MATCH_CAP, ContextConfig, ContextIndex, _IDENT
 
+_MASK = (1 << 64) - 1
+_IDENT_LIST = _IDENT.tolist()
 
 
 @dataclass
 class PositionPrediction:
     """Every context model's view of one position: per model the followers, most recent first."""
 
-    tables: list[np.ndarray]  # per order-n model then the identifier model: (recent,) int16, EMPTY-padded
+    followers: list[list[int]]  # per order-n model then the identifier model: at most `recent` bytes
     match_byte: int  # EMPTY: no match
     match_length: int
+    recent: int  # the most followers a model lists
+
+    @property
+    def tables(self) -> list[np.ndarray]:
+        """The followers as the bulk form's rows: (recent,) int16 each, EMPTY-padded."""
+        out = []
+        for f in self.followers:
+            row = np.full(self.recent, EMPTY, dtype=np.int16)
+            row[:len(f)] = f
+            out.append(row)
+        return out
 
 
-def _identifier_context(text: bytes, limit: int) -> int:
-    """Length of the identifier model's context at the end of `text` (0: none): the identifier typed so far."""
-    k = 0
-    while k < len(text) and _IDENT[text[-1 - k]]:
-        k += 1
-        if k > limit:
-            return 0
-    return k
+class _Source:
+    """One index's arrays, ready for scalar lookups."""
+
+    def __init__(self, index: ContextIndex, limit: int | None = None) -> None:
+        self.keys = index.keys
+        self.positions = index.positions
+        self.data = np.frombuffer(index.data, dtype=np.uint8)
+        self.limit = limit  # only positions below this count (None: all)
+
+    def lookup(self, model: int, hashes: list[int], wanted: list[int]) -> list[tuple[list[int], int]]:
+        """Per context hash: its followers (latest first, at most that query's `wanted`) and the latest one's
+        position (-1: no occurrence at all, however many were wanted). One search for all queries."""
+        keys = self.keys[model]
+        out: list[tuple[list[int], int]] = [([], -1)] * len(hashes)
+        if not len(keys):
+            return out
+        needles = np.array(hashes, dtype=np.uint64)
+        lo = keys.searchsorted(needles, "left")
+        found = keys[np.minimum(lo, len(keys) - 1)] == needles  # most lookups miss: those search once
+        if not found.any():
+            return out
+        rows = np.flatnonzero(found)
+        hi = keys.searchsorted(needles[rows], "right")
+        positions = self.positions[model]
+        for q, start, end in zip(rows.tolist(), lo[rows].tolist(), hi.tolist()):
+            if self.limit is not None:  # ascending within a key: drop those at or past the limit
+                end = start + int(positions[start:end].searchsorted(self.limit, "left"))
+                if end <= start:
+                    continue
+            latest = int(positions[end - 1])
+            take = wanted[q]
+            out[q] = (self.data[positions[max(start, end - take):end][::-1]].tolist() if take > 0 else [], latest)
+        return out
 
 
 class ContextView:
-    """Context predictions for `document` (whose first `index` covers `indexed` bytes) plus a workspace."""
+    """Context predictions for `document` (whose start `index` may cover) plus a workspace."""
 
     def __init__(self, config: ContextConfig, document: bytes, index: ContextIndex | None = None,
                  workspace: ContextIndex | None = None) -> None:
         self.config = config
         self.document = document
         self.index = index
-        self.indexed = len(index.data) if index is not None else 0
-        if index is not None and document[:self.indexed] != index.data:
-            raise ValueError("the document index covers other text than the document's start")
+        # the part of the index that still holds: the document's start as far as the index's text agrees
+        self.indexed = min(common_prefix_length(index.data, document), len(index.data)) if index is not None else 0
         self.workspace = workspace
+        self._sources: list[_Source] = []  # the document's indexes, latest text first
+        if len(document) > self.indexed:
+            self.recent = ContextIndex.build(document, config, start=self.indexed)
+            self._sources.append(_Source(self.recent))
+        else:
+            self.recent = None
+        if index is not None and self.indexed:
+            limit = self.indexed if self.indexed < len(index.data) else None
+            self._sources.append(_Source(index, limit))
+        self._workspace = _Source(workspace) if workspace is not None else None
+        # (index, whether it holds the text rather than the workspace), in the order followers are listed
+        self._searched = [(source, True) for source in self._sources] + \
+            ([(self._workspace, False)] if self._workspace is not None else [])
+        self._span = max(max(config.orders), config.identifier_max) + 1
+        self._previous: dict[bytes, tuple] = {}  # the last predict_many's contexts, by beam bytes
+        self._lengths = list(config.orders)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the per-view part (the recent bytes' index); the document's index is held elsewhere."""
+        return self.recent.nbytes if self.recent is not None else 0
 
     def predict(self, generated: bytes = b"") -> PositionPrediction:
         """The models' view of the position after document + generated."""
-        cfg = self.config
-        text = self.document + generated
-        i = len(text)
-        lengths = list(cfg.orders)
-        ident = _identifier_context(text, cfg.identifier_max)
-        tables: list[np.ndarray] = []
-        latest_hit: tuple[int, bool, int] | None = None  # (order, in document, position of the follower)
-        contexts = [(n, n if n <= i else 0) for n in lengths] + [(None, ident)]
-        for m, (order, length) in enumerate(contexts):
-            row = np.full(cfg.recent, EMPTY, dtype=np.int16)
-            if length == 0 or length > i:
-                tables.append(row)
-                continue
-            context = text[i - length:]
-            followers, doc_latest = self._document_followers(text, context, m, aligned=order is None)
-            ws_latest = -1
-            if len(followers) < cfg.recent:
-                ws_followers, ws_latest = self._workspace_followers(m, context, cfg.recent - len(followers))
-                followers += ws_followers
-            row[:len(followers)] = followers
-            tables.append(row)
-            if order is not None and (doc_latest >= 0 or ws_latest >= 0):
-                latest_hit = (order, doc_latest >= 0, doc_latest if doc_latest >= 0 else ws_latest)
-        match_byte, match_length = EMPTY, 0
-        if latest_hit is not None:
-            order, in_doc, pos = latest_hit
-            source = text if in_doc else self.workspace.data
-            match_byte = source[pos]
-            match_length = order
-            while (match_length < MATCH_CAP and i - 1 - match_length >= 0 and pos - 1 - match_length >= 0
-                   and text[i - 1 - match_length] == source[pos - 1 - match_length]):
-                match_length += 1
-        return PositionPrediction(tables, match_byte, match_length)
+        return self.predict_many([generated])[0]
 
-    def _document_followers(self, text: bytes, context: bytes, model: int, aligned: bool) -> tuple[list[int], int]:
-        """Followers of `context` before the end of `text`, latest first, and where the latest sits (-1: none).
-        `aligned`: count only occurrences that start a name (the identifier model)."""
+    def predict_many(self, generated: list[bytes]) -> list[PositionPrediction]:
+        """`predict` for several beams: each index is searched once per model for all of them."""
         cfg = self.config
-        i, n = len(text), len(context)
+        prepared = [self._contexts(g) for g in generated]  # (position, hash per context length, identifier length)
+        self._previous = {g: p for g, p in zip(generated, prepared)}  # the next step's beams extend these
+        k = len(generated)
+        followers = [[[] for _ in range(len(self._lengths) + 1)] for _ in range(k)]
+        hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
+        alive = list(range(k))  # beams whose shorter orders all occurred: a longer one may too
+        for m, n in enumerate(self._lengths):
+            queries = [(b, n, prepared[b][1][n]) for b in alive if n <= prepared[b][0]]
+            if not queries:
+                break
+            rows, latest, in_text = self._collect(m, queries, generated, aligned=False)
+            alive = []
+            for (b, _, _), row, where, here in zip(queries, rows, latest, in_text):
+                followers[b][m] = row
+                if where >= 0:
+                    hits[b] = (n, here, where)
+                    alive.append(b)
+        queries = [(b, p[2], p[1][p[2]]) for b, p in enumerate(prepared) if p[2]]
+        if queries:
+            rows, _, _ = self._collect(len(self._lengths), queries, generated, aligned=True)
+            for (b, _, _), row in zip(queries, rows):
+                followers[b][-1] = row
+        out = []
+        for b in range(k):
+            match_byte, match_length = self._match(*hits[b], generated[b]) if hits[b] else (EMPTY, 0)
+            out.append(PositionPrediction(followers[b], match_byte, match_length, cfg.recent))
+        return out
+
+    def _contexts(self, generated: bytes) -> tuple[int, list[int], int, int]:
+        """(position predicted, hash of the last L bytes for each L, length of the identifier typed so far or 0,
+        that length uncapped). From the previous step's parent beam when there is one: appending byte b makes
+        hash(last L bytes) = hash(parent's last L - 1) * P + b + 1."""
+        i = len(self.document) + len(generated)
+        parent = self._previous.get(generated[:-1]) if generated else None
+        if parent is not None:
+            b = generated[-1]
+            hashes = [0] + [(h * HASH_MULTIPLIER + b + 1) & _MASK for h in parent[1][:self._span]]
+            raw = min(parent[3] + 1, self._span, i) if _IDENT_LIST[b] else 0
+        else:
+            last = (self.document[-self._span:] + generated)[-self._span:]
+            hashes = [0] * (len(last) + 1)
+            h, power = 0, 1
+            for k in range(1, len(last) + 1):  # hash(last L + 1 bytes) = hash(last L) + (byte + 1) * P**L
+                h = (h + (last[-k] + 1) * power) & _MASK
+                power = (power * HASH_MULTIPLIER) & _MASK
+                hashes[k] = h
+            raw = 0
+            while raw < len(last) and _IDENT_LIST[last[-1 - raw]]:
+                raw += 1
+        return i, hashes, raw if raw <= self.config.identifier_max else 0, raw
+
+    def _collect(self, model: int, queries: list[tuple[int, int, int]], generated: list[bytes],
+                 aligned: bool) -> tuple[list[list[int]], list[int], list[bool]]:
+        """For each (beam, context length, hash): the followers (latest first, at most `recent`), where the
+        latest sits (-1: none) and whether in the text (document + generated) rather than the workspace.
+        `aligned`: count only occurrences that start a name (the identifier model)."""
+        recent = self.config.recent
+        rows, latest = [], []
+        for b, n, _ in queries:
+            row, where = self._scan(n, generated[b], aligned) if generated[b] else ([], -1)
+            rows.append(row)
+            latest.append(where)
+        in_text = [True] * len(queries)
+        for source, text in self._searched:
+            need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
+            if not need:
+                break
+            got = source.lookup(model, [queries[q][2] for q in need], [recent - len(rows[q]) for q in need])
+            for q, (row, where) in zip(need, got):
+                if where >= 0 and latest[q] < 0:
+                    latest[q], in_text[q] = where, text
+                rows[q] += row
+        return rows, latest, in_text
+
+    def _scan(self, n: int, generated: bytes, aligned: bool) -> tuple[list[int], int]:
+        """Occurrences of the last `n` bytes whose follower is one of the beam's bytes (in doc[-n-1:] +
+        generated): their followers, latest first, and where the latest sits (-1: none)."""
+        recent = self.config.recent
+        doc = self.document
+        local_doc = doc[-(n + 1):]
+        local = local_doc + generated
+        offset = len(doc) - len(local_doc)  # text position of local[0]
+        context = local[-n:]
+        end = len(local) - 1  # a follower must come before the position predicted
+        floor = max(len(local_doc) - n, 0)  # followers from len(doc) on
         out: list[int] = []
         latest = -1
-        # the unindexed part: occurrences whose follower sits at or after `indexed`, scanned from the end
-        end = i - 1  # a match must end before position i (its follower at most at i - 1)
-        floor = max(self.indexed - n, 0)
-        while len(out) < cfg.recent:
-            at = text.rfind(context, floor, end)
+        while len(out) < recent:
+            at = local.rfind(context, floor, end)
             if at < 0:
                 break
-            follower = at + n
-            if aligned and at > 0 and _IDENT[text[at - 1]]:
-                end = at + n - 1
-                continue
-            if follower >= self.indexed:
-                out.append(text[follower])
-                latest = follower if latest < 0 else latest
             end = at + n - 1
-        if len(out) < cfg.recent and self.index is not None:
-            keys, positions = self.index.keys[model], self.index.positions[model]
-            h = np.uint64(hash_bytes(context))
-            lo, hi = np.searchsorted(keys, h, "left"), np.searchsorted(keys, h, "right")
-            take = positions[max(lo, hi - (cfg.recent - len(out))):hi][::-1]
-            if len(take) and latest < 0:
-                latest = int(take[0])
-            out.extend(int(self.index.data[p]) for p in take)
+            if aligned and (at > 0 and _IDENT_LIST[local[at - 1]] or at == 0 and offset > 0
+                            and _IDENT_LIST[doc[offset - 1]]):
+                continue
+            out.append(local[at + n])
+            if latest < 0:
+                latest = offset + at + n
         return out, latest
 
-    def _workspace_followers(self, model: int, context: bytes, wanted: int) -> tuple[list[int], int]:
-        if self.workspace is None:
-            return [], -1
-        keys, positions = self.workspace.keys[model], self.workspace.positions[model]
-        h = np.uint64(hash_bytes(context))
-        lo, hi = np.searchsorted(keys, h, "left"), np.searchsorted(keys, h, "right")
-        latest = int(positions[hi - 1]) if hi > lo else -1
-        take = positions[max(lo, hi - max(wanted, 0)):hi][::-1] if wanted > 0 else positions[:0]
-        return [int(self.workspace.data[p]) for p in take], latest
+    def _match(self, order: int, in_text: bool, pos: int, generated: bytes) -> tuple[int, int]:
+        """The byte after the latest occurrence of the longest context, and how far back the match holds."""
+        doc = self.document
+        n_doc = len(doc)
+        cap = MATCH_CAP
+        mine = (doc[-(cap + 1):] + generated)[-(cap + 1):]  # the text's last bytes, enough to verify
+        if in_text:
+            if pos >= n_doc:
+                source_byte = generated[pos - n_doc]
+            else:
+                source_byte = doc[pos]
+            lo = max(pos - cap - 1, 0)
+            theirs = doc[lo:pos] if pos <= n_doc else (doc[lo:] + generated[:pos - n_doc])[-(pos - lo):]
+        else:
+            data = self.workspace.data
+            source_byte = data[pos]
+            theirs = data[max(pos - cap - 1, 0):pos]
+        length = order
+        while length < cap and length < len(mine) and length < len(theirs) and mine[-1 - length] == theirs[-1 - length]:
+            length += 1
+        return source_byte, length

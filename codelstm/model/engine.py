@@ -13,17 +13,26 @@ rules, cache writes) is guarded job by job.
 A long prefix read keeps its progress: the states it passes are written to the cache every
 `store_every` bytes and when the job is abandoned (deadline, cancellation), so the next request for
 the document resumes there instead of starting over.
+
+With mixer weights (the checkpoint's mixer.json), every search mixes the context models over the text
+read (and the request's workspace) into the LSTM's distribution (docs/context.md). A document's context
+index is kept in the state cache beside its states and rebuilt only when the bytes it does not cover
+grow past `CONTEXT_REINDEX`; those recent bytes get a small index of their own per request.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from codelstm.model.cache import Checkpoint, StateCache
+from codelstm.model.cache import Checkpoint, StateCache, common_prefix_length
+from codelstm.model.context import ContextIndex
+from codelstm.model.context_view import ContextView
 from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many
+from codelstm.model.mixer import DocumentMixer, MixerWeights
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
@@ -32,6 +41,8 @@ PARALLEL_ROWS = 16  # beams stepped together from which several threads beat one
 CHEAP_PREFILL = 16  # bytes: a read this short costs about one search step, so it never waits for company
 CONTEXT_TAIL = 256  # bytes of prefix the search rules look at (indentation, identifier state)
 STORE_EVERY = 1 << 16  # bytes: a long read writes its states to the cache this often (and when abandoned)
+CONTEXT_REINDEX = 2048  # bytes a document's cached context index may lag behind before it is rebuilt
+CONTEXT_DOCUMENT_CAP = 1 << 18  # bytes of a document the context models see at most (its index: ~128 per byte)
 
 
 @dataclass
@@ -39,6 +50,7 @@ class EngineRequest:
     prefix: bytes
     spec: SearchSpec
     document_id: str | None = None
+    workspace: ContextIndex | None = None  # the workspace's context index, when the request has one
 
 
 @dataclass
@@ -87,8 +99,9 @@ class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
                  step_onednn: bool = False, prefill_wait_s: float = 0.1, store_every: int = STORE_EVERY,
-                 name: str = "model") -> None:
+                 name: str = "model", mixer: MixerWeights | None = None) -> None:
         self.model = model.eval()
+        self.mixer = mixer  # None: the LSTM alone
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
         self._onednn_from = None if not sequence_onednn else 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM
         self.step_onednn = step_onednn
@@ -211,9 +224,34 @@ class InferenceEngine:
             return
         self._store(job)
         state, logits = job.checkpoint
-        job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:])
+        job.search = Search(job.request.spec, state, logits, job.text[-CONTEXT_TAIL:], self._document_mixer(job))
         if job.search.done:
             self._finish(job)
+
+    def _document_mixer(self, job: Job) -> DocumentMixer | None:
+        """The context models over the text read (and the workspace), with the fitted weights (no online
+        adaptation: it needs the LSTM's score of every prefix byte; docs/context.md measures what it gives)."""
+        if self.mixer is None:
+            return None
+        config = self.mixer.config
+        text = job.text
+        if len(text) > CONTEXT_DOCUMENT_CAP:  # a window whose start moves in steps, so its index stays usable
+            step = CONTEXT_DOCUMENT_CAP // 4
+            start = math.ceil((len(text) - CONTEXT_DOCUMENT_CAP) / step) * step
+            text = text[start:]
+        doc = job.request.document_id
+        index = None
+        if doc is not None and self.cache is not None and len(job.text) == len(job.request.prefix):
+            index = self.cache.context(doc)
+            if index is not None and index.config != config:
+                index = None
+            if index is None or len(text) - common_prefix_length(index.data, text) > CONTEXT_REINDEX:
+                index = ContextIndex.build(text, config)
+                self.cache.store_context(doc, index, index.nbytes)
+        workspace = job.request.workspace
+        if workspace is not None and workspace.config != config:  # indexed for the model before a reload
+            workspace = None
+        return DocumentMixer(self.mixer, ContextView(config, text, index, workspace))
 
     def abandon(self, job: Job) -> None:
         """The job leaves unfinished (deadline, cancellation): keep what it read for the next request."""

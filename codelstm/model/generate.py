@@ -437,17 +437,15 @@ def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256
 def complete(model: ByteLM, prefix: str, spec: SearchSpec = SearchSpec(), mixer_weights: MixerWeights | None = None,
              workspace: ContextIndex | None = None) -> list[Completion]:
     """One completion request, start to finish (the terminal command and tests use this). With
-    `mixer_weights`, the context models over the prefix (and `workspace`) are mixed in."""
+    `mixer_weights`, the context models over the prefix (and `workspace`) are mixed in with the fitted
+    logits, as the server mixes them (no online adaptation: docs/context.md)."""
     data = prefix.encode("utf-8")
     mixer = None
-    if mixer_weights is None:
-        state, logits = prefill(model, data)
-    else:
+    state, logits = prefill(model, data)
+    if mixer_weights is not None:
         from codelstm.model.mixer import DocumentMixer
-        from codelstm.model.scoring import read_scored
 
-        state, logits, scores = read_scored(model, data)
-        mixer = DocumentMixer.for_document(mixer_weights, data, scores, workspace)
+        mixer = DocumentMixer.for_document(mixer_weights, data, workspace=workspace)
     search = Search(spec, state, logits, data[-256:], mixer)
     run_searches(model, [search])
     return search.results()

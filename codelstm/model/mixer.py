@@ -14,13 +14,17 @@ are reliable comes to trust them more. docs/context.md has the derivation.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from codelstm.model.context import EMPTY, ContextConfig, Predictions
+from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
+
+_IDENT_LIST = _IDENT.tolist()
 
 MIXER_FILE = "mixer.json"
 SELECTORS = 4  # previous byte: identifier, blank (space/tab), newline, anything else
@@ -220,18 +224,20 @@ class DocumentMixer:
         self.weights = weights
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
+        self._table: tuple[list, np.ndarray] | None = None  # the logits as nested lists, and which array they are
 
     @classmethod
-    def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray],
+    def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
                      workspace=None) -> "DocumentMixer":
-        """A mixer at the end of `document` (indexed whole), adapted along it with the LSTM's `scores`
-        (from `scoring.read_scored`); `workspace`: a ContextIndex or None."""
+        """A mixer at the end of `document` (indexed whole); `workspace`: a ContextIndex or None. With the LSTM's
+        `scores` of the document (from `scoring.read_scored`) the logits are adapted along it; without, they
+        stay the fitted ones, as the server uses them (docs/context.md, "Online adaptation")."""
         from codelstm.model.context import ContextIndex, document_predictions
         from codelstm.model.context_view import ContextView
 
         index = ContextIndex.build(document, weights.config) if document else None
         mixer = cls(weights, ContextView(weights.config, document, index, workspace))
-        if document:
+        if document and scores is not None:
             mixer.adapt(scores[0], scores[1], document_predictions(document, weights.config, workspace))
         return mixer
 
@@ -247,19 +253,78 @@ class DocumentMixer:
 
     def distribution(self, generated: bytes, lstm_logprobs: np.ndarray) -> np.ndarray:
         """Mixed probabilities (256,) after document + generated, from the LSTM's log-probabilities there."""
-        text_end = (self.view.document + generated)[-1:]
-        previous = text_end[0] if text_end else -1
-        probs = np.exp(lstm_logprobs.astype(np.float64))
-        probs /= probs.sum()
-        p = self.view.predict(generated)
-        return mix_distribution(self.logits, self.weights.config, probs, int(selector_of(np.array([previous]))[0]),
-                                int(lstm_buckets(np.array([probs.max()]))[0]), p.tables, p.match_byte,
-                                p.match_length)
+        return np.exp(self.mix([generated], lstm_logprobs.reshape(1, -1)))[0]
 
     def mix(self, generated: list[bytes], lstm_logprobs: np.ndarray) -> np.ndarray:
-        """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities."""
-        rows = [self.distribution(g, row) for g, row in zip(generated, lstm_logprobs)]
-        return np.log(np.maximum(np.stack(rows), 1e-300))
+        """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities.
+
+        The same sum as `mix_distribution`, for all beams at once: each beam's weights in plain Python
+        (a dozen numbers), every context model's followers added in one `bincount`."""
+        k = len(generated)
+        probs = np.exp(np.asarray(lstm_logprobs, dtype=np.float64))
+        probs /= probs.sum(axis=1, keepdims=True)
+        tops = probs.max(axis=1).tolist()
+        if self._table is None or self._table[1] is not self.logits:  # nested lists: fast scalar reads
+            self._table = (self.logits.tolist(), self.logits)
+        logits = self._table[0]
+        match_model = len(self.weights.config.model_names) - 1
+        doc_last = self.view.document[-1] if self.view.document else -1
+        lstm_weight = np.empty(k)
+        slots: list[int] = []
+        amounts: list[float] = []
+        for r, (g, p) in enumerate(zip(generated, self.view.predict_many(generated))):
+            previous = g[-1] if g else doc_last
+            s = _selector(previous)
+            table = logits[s]
+            chosen = [table[0][_lstm_bucket(tops[r])]]
+            rows: list[list[int]] = []
+            for m, row in enumerate(p.followers, start=1):
+                if row:
+                    chosen.append(table[m][_count_bucket(len(row), row.count(row[0]))])
+                    rows.append(row)
+            if p.match_byte != EMPTY:
+                chosen.append(table[match_model][_match_bucket(p.match_length)])
+                rows.append([p.match_byte])
+            top = max(chosen)
+            w = [math.exp(a - top) for a in chosen]
+            total = sum(w)
+            lstm_weight[r] = w[0] / total
+            base = r * 256
+            for wm, row in zip(w[1:], rows):
+                share = wm / total / len(row)
+                slots.extend([base + b for b in row])
+                amounts.extend([share] * len(row))
+        mixed = probs * lstm_weight[:, None]
+        if slots:
+            mixed += np.bincount(slots, weights=amounts, minlength=k * 256).reshape(k, 256)
+        return np.log(np.maximum(mixed, 1e-300))
+
+
+def _selector(previous: int) -> int:
+    """`selector_of` for one byte (-1: the document start)."""
+    if previous < 0 or previous == 0x0A:
+        return 2
+    if previous in (0x20, 0x09):
+        return 1
+    return 0 if _IDENT_LIST[previous] else 3
+
+
+def _count_bucket(found: int, agree: int) -> int:
+    size = min(max(bisect.bisect_right(_COUNT_EDGE_LIST, found) - 1, 0), 5)
+    return size * 3 + (0 if agree >= found else 1 if 2 * agree >= found else 2)
+
+
+def _match_bucket(length: int) -> int:
+    return min(max(bisect.bisect_right(_MATCH_EDGE_LIST, length) - 1, 0), len(_MATCH_EDGE_LIST) - 1)
+
+
+def _lstm_bucket(top: float) -> int:
+    return min(max(bisect.bisect_right(_LSTM_EDGE_LIST, top) - 1, 0), len(_LSTM_EDGE_LIST) - 1)
+
+
+_COUNT_EDGE_LIST = _COUNT_EDGES.tolist()
+_MATCH_EDGE_LIST = _MATCH_EDGES.tolist()
+_LSTM_EDGE_LIST = _LSTM_EDGES.tolist()
 
 
 def adapt_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:

@@ -86,16 +86,23 @@ class WorkspaceStore:
 
     def index(self, owner: str, workspace_id: str) -> ContextIndex | None:
         """The workspace's context index (built now if stale), or None if this owner has no such workspace."""
+        return self.lookup(owner, workspace_id)[1]
+
+    def lookup(self, owner: str, workspace_id: str,
+               config: ContextConfig | None = None) -> tuple[bool, ContextIndex | None]:
+        """(whether this owner has the workspace, its context index: None when it holds no documents),
+        the index built now if stale or built for other context settings than `config` (default: the store's)."""
+        config = config or self.config
         with self._lock:
             space = self._spaces.get((owner, workspace_id))
             if space is None:
-                return None
+                return False, None
             self._spaces.move_to_end((owner, workspace_id))
-            if space.index is None and space.documents:
+            if space.documents and (space.index is None or space.index.config != config):
                 text = b"\x00".join(space.documents[p] for p in sorted(space.documents)) + b"\x00"
-                space.index = ContextIndex.build(text, self.config)
+                space.index = ContextIndex.build(text, config)
                 self._evict(keep=(owner, workspace_id))
-            return space.index
+            return True, space.index
 
     @property
     def nbytes(self) -> int:

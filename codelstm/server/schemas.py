@@ -44,6 +44,8 @@ Text = Annotated[str, AfterValidator(_utf8)]
 StopString = Annotated[Text, AfterValidator(_stop)]
 StopList = Annotated[list[Text], Field(max_length=MAX_STOPS), AfterValidator(_stops)]
 Temperature = Annotated[float, Field(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)]
+WORKSPACE_ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]+$"  # what PUT /v1/workspaces/{workspace_id} accepts
+WorkspaceIdField = Annotated[str, Field(min_length=1, max_length=200, pattern=WORKSPACE_ID_PATTERN)]
 
 
 class CompleteRequest(BaseModel):
@@ -59,6 +61,7 @@ class CompleteRequest(BaseModel):
     temperature: Temperature | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False  # Server-Sent Events: the decided text of each completion as it grows (docs/api.md)
+    workspace_id: WorkspaceIdField | None = None  # also the X-Codelstm-Workspace header (SPEC section 8)
 
 
 class CompletionOut(BaseModel):
@@ -72,6 +75,11 @@ class Usage(BaseModel):
     fed_chars: int
     cached_chars: int
     generated_chars: int
+    # context models mixed in (docs/context.md): none, document (the text read) or workspace (also the workspace)
+    context: Literal["none", "document", "workspace"] = "none"
+    # the request's workspace: none asked, used, missing (not on this replica for this key: upload it
+    # again; answered from the document alone), or disabled (this server does not use workspaces)
+    workspace: Literal["none", "used", "missing", "disabled"] = "none"
 
 
 class Timing(BaseModel):

@@ -18,6 +18,8 @@ from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
 from codelstm.model.generate import Progress, SearchSpec
+from codelstm.model.mixer import MixerWeights
+from codelstm.model.workspaces import WorkspaceStore
 from codelstm.model.network import native_bfloat16
 from codelstm.paths import DEFAULT_MODEL
 from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFailed, Overloaded, ShuttingDown,
@@ -38,6 +40,23 @@ class LoadedModel:
     path: Path
     config: dict[str, Any]
     engine: InferenceEngine
+    context: str = "none"  # context models in use: none, document or workspace (CODELSTM_CONTEXT)
+
+
+def context_mode(setting: str, path: Path) -> tuple[str, MixerWeights | None]:
+    """What CODELSTM_CONTEXT means for the checkpoint at `path`: (none|document|workspace, its mixer weights)."""
+    if setting == "none":
+        return "none", None
+    try:
+        weights = MixerWeights.load(path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    if weights is None:
+        if setting != "auto":
+            raise CheckpointError(f"CODELSTM_CONTEXT={setting} needs a mixer.json beside the checkpoint in {path} "
+                                  "(`codelstm mixer fit`), or CODELSTM_CONTEXT=none")
+        return "none", None
+    return ("workspace" if setting == "auto" else setting), weights
 
 
 class CompletionService:
@@ -67,6 +86,7 @@ class CompletionService:
 
     def _load(self, path: Path, name: str) -> LoadedModel:
         model, config = load_checkpoint(path)
+        context, mixer = context_mode(self.settings.context, path)
         bfloat16 = self.settings.quantize == "none" and self.compute_dtype() == torch.bfloat16
         if self.settings.quantize == "int8":
             from codelstm.model.quantize import quantize_int8
@@ -79,8 +99,8 @@ class CompletionService:
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
                                  sequence_onednn=self.settings.onednn_prefill or bfloat16,
                                  step_onednn=self.settings.onednn or bfloat16,
-                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name)
-        return LoadedModel(name, path, config, engine)
+                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name, mixer=mixer)
+        return LoadedModel(name, path, config, engine, context)
 
     def compute_dtype(self) -> torch.dtype:
         """bfloat16 where oneDNN has native kernels for it (AVX-512 BF16, AMX): on the 2-core VM a
@@ -207,21 +227,40 @@ class CompletionService:
             "compute_dtype": str(loaded.engine.model.dtype).removeprefix("torch."),
         }
 
+    async def _workspace(self, workspace_id: str | None, workspaces: WorkspaceStore | None,
+                         owner: str | None) -> tuple[Any, str]:
+        """(the workspace's context index or None, what `usage.workspace` says) for a request. A workspace
+        this replica does not have for this key (never uploaded, evicted, another key's) is `missing`: the
+        completion uses the document alone, and the client uploads the workspace again (SPEC section 8)."""
+        if workspace_id is None:
+            return None, "none"
+        engine = self.loaded.engine
+        if self.loaded.context != "workspace" or engine.mixer is None or workspaces is None:
+            return None, "disabled"
+        # built off the event loop: the first lookup after an upload indexes the whole workspace
+        found, index = await asyncio.to_thread(workspaces.lookup, owner or "anonymous", workspace_id,
+                                               engine.mixer.config)
+        return index, "used" if found else "missing"
+
     async def complete(self, req: CompleteRequest, scope: str | None = None,
-                       disconnected: Awaitable[None] | None = None,
+                       disconnected: Awaitable[None] | None = None, workspaces: WorkspaceStore | None = None,
+                       owner: str | None = None,
                        on_progress: Callable[[Progress], None] | None = None) -> CompleteResponse:
         """Queue the request and wait for it. `scope` (the API key) with the document id is what a newer
-        request supersedes; `disconnected` resolves when the client goes away, which cancels the job;
+        request supersedes; `disconnected` resolves when the client goes away, which cancels the job.
+        `req.workspace_id` is looked up in `workspaces` among those of `owner` (the key's digest);
         `on_progress` (streaming) gets the search's decided text as it grows."""
         t0 = time.perf_counter()
         spec = SearchSpec(mode=req.mode, max_chars=req.max_chars, n=req.n, beam_width=req.beam_width,
                           stop=tuple(req.stop), suffix=req.suffix, temperature=req.temperature, seed=req.seed)
-        request = EngineRequest(req.prefix.encode("utf-8"), spec, req.document_id)
+        workspace, workspace_usage = await self._workspace(req.workspace_id, workspaces, owner)
+        request = EngineRequest(req.prefix.encode("utf-8"), spec, req.document_id, workspace)
         key: Hashable | None = (scope, req.document_id) if self.settings.supersede and req.document_id else None
         note_request(document=req.document_id, mode=req.mode)
         self.metrics.queue_depth.set(self.batcher.depth)
         outcome = await self._submit(request, key, disconnected, on_progress)
         result = outcome.result
+        context = "none" if outcome.engine.mixer is None else "workspace" if workspace is not None else "document"
         total = (time.perf_counter() - t0) * 1000
         note_request(fed_bytes=result.fed_chars, cached_bytes=result.cached_chars, queue_ms=outcome.queue_ms,
                      compute_ms=outcome.compute_ms)
@@ -241,17 +280,18 @@ class CompletionService:
             completions=[CompletionOut(text=c.text, logprob=round(c.logprob, 4), finish_reason=c.finish_reason)
                          for c in result.completions],
             usage=Usage(prefix_chars=len(req.prefix), fed_chars=result.fed_chars, cached_chars=result.cached_chars,
-                        generated_chars=result.generated_chars),
+                        generated_chars=result.generated_chars, context=context, workspace=workspace_usage),
             timing_ms=Timing(queue=round(outcome.queue_ms, 3), compute=round(outcome.compute_ms, 3),
                              total=round(total, 3)),
         )
 
     async def stream(self, req: CompleteRequest, scope: str | None = None,
-                     disconnected: Awaitable[None] | None = None) -> AsyncIterator[Progress | CompleteResponse]:
+                     disconnected: Awaitable[None] | None = None, workspaces: WorkspaceStore | None = None,
+                     owner: str | None = None) -> AsyncIterator[Progress | CompleteResponse]:
         """`complete`, yielding each `Progress` as the worker reports it, then the response (or raising its
         APIError). Closing the iterator early cancels the job."""
         queue: asyncio.Queue[Progress | None] = asyncio.Queue()
-        task = asyncio.ensure_future(self.complete(req, scope, disconnected, queue.put_nowait))
+        task = asyncio.ensure_future(self.complete(req, scope, disconnected, workspaces, owner, queue.put_nowait))
         task.add_done_callback(lambda _: queue.put_nowait(None))  # after every progress: the worker sent those first
         try:
             while (progress := await queue.get()) is not None:

@@ -51,6 +51,9 @@ class ServerSettings(BaseSettings):
     explore_cache_mb: int = Field(512, ge=0)  # memory for the explorer's recent traces (least recently used go)
     workspace_mb: int = Field(256, ge=1)  # memory for uploaded workspaces and their context indexes (LRU evicted)
     workspace_max_mb: int = Field(16, ge=1)  # text bytes one workspace may hold; a bigger upload gets 413
+    # context models mixed into completions (docs/context.md): auto = workspace when the model has a
+    # mixer.json, else none; document = over the text read only; document/workspace need a mixer.json
+    context: Literal["auto", "none", "document", "workspace"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"  # codelstm's and uvicorn's loggers
     log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/deploy.md lists the keys)
 

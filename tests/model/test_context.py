@@ -204,3 +204,65 @@ def test_documents_packed_into_lanes_score_as_if_read_alone(tiny_model):
         _, _, (alone_target, alone_top) = read_scored(model, doc)
         np.testing.assert_allclose(target, alone_target, atol=1e-4)
         np.testing.assert_allclose(top, alone_top, atol=1e-4)
+
+
+@pytest.mark.parametrize("edit", ["appended", "changed"])
+def test_a_view_over_an_older_index_of_the_document_equals_the_bulk_predictions(edit):
+    """A server keeps a document's index across keystrokes: an index over text that agrees with the document
+    only up to some point (the user typed on, or edited above the cursor) gives the same predictions."""
+    from codelstm.model.cache import common_prefix_length
+    from codelstm.model.context_view import ContextView
+
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    pred = document_predictions(DOC, CONFIG, workspace)
+    rng = random.Random(7)
+    for i in rng.sample(range(40, len(DOC)), 40):
+        cut = rng.randint(20, i)
+        same = rng.randint(0, cut)
+        older = DOC[:same] + (b"return other_name(value)\n" if edit == "changed" else b"")
+        view = ContextView(CONFIG, DOC[:cut], ContextIndex.build(older, CONFIG), workspace)
+        assert view.indexed == common_prefix_length(older, DOC[:cut]) >= min(same, cut)
+        got = view.predict(DOC[cut:i])
+        for m, table in enumerate(pred.next_bytes):
+            assert got.tables[m].tolist() == table[i].tolist(), (i, cut, same, m)
+        assert (got.match_byte, got.match_length) == (int(pred.match_byte[i]), int(pred.match_length[i])), i
+
+
+def test_the_engine_mixes_as_complete_does_also_from_a_cached_document_index():
+    """One distribution everywhere: the server's engine (context index cached per document, recent bytes
+    indexed per request) returns what `generate.complete` returns with the same mixer and workspace."""
+    from codelstm.model.cache import StateCache
+    from codelstm.model.engine import EngineRequest, InferenceEngine
+    from codelstm.model.generate import SearchSpec, complete
+    from codelstm.paths import DEFAULT_MODEL
+
+    model, _ = load_checkpoint(DEFAULT_MODEL)
+    weights = MixerWeights.load(DEFAULT_MODEL)
+    workspace = ContextIndex.build(WORKSPACE, weights.config)
+    engine = InferenceEngine(model.eval(), StateCache(), mixer=weights)
+    text = DOC.decode()
+    spec = SearchSpec(mode="token", n=3, max_chars=24)
+    for cut in (len(text) // 2, len(text) - 30):  # typing on into the same document
+        prefix = text[:cut] + "handle_"
+        for ws in (None, workspace):
+            got = engine.run([EngineRequest(prefix.encode(), spec, "doc", ws)])[0].completions
+            expected = complete(model, prefix, spec, weights, ws)
+            assert [c.text for c in got] == [c.text for c in expected], (cut, ws is not None)
+            assert [c.logprob for c in got] == pytest.approx([c.logprob for c in expected], abs=1e-3)
+    assert engine.cache.context("doc") is not None
+
+
+def test_beams_stepping_on_from_their_parents_see_what_a_fresh_view_sees():
+    """A search step's beams extend the previous step's: their context hashes are carried over from the
+    parent (one multiply per length) and must equal those computed from the bytes."""
+    from codelstm.model.context_view import ContextView
+
+    workspace = ContextIndex.build(WORKSPACE, CONFIG)
+    for cut in (3, 200, len(DOC) // 2):
+        stepping = ContextView(CONFIG, DOC[:cut], None, workspace)
+        for j in range(1, 50):
+            beams = [DOC[cut:cut + j], DOC[cut:cut + j - 1] + b"_", DOC[cut + 1:cut + j + 1]]
+            got = stepping.predict_many(beams)
+            for beam, prediction in zip(beams, got):
+                fresh = ContextView(CONFIG, DOC[:cut], None, workspace).predict(beam)
+                assert prediction == fresh, (cut, j, beam)

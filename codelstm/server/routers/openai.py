@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from codelstm.model.generate import Progress
 from codelstm.server.deps import ApiKey, ServiceDep, client_key
 from codelstm.server.errors import APIError, openai_error_body
-from codelstm.server.routers.complete import disconnected
+from codelstm.server.routers.complete import disconnected, with_workspace, workspace_args
 from codelstm.server.schemas import CompleteResponse, OpenAICompletionsRequest
 from codelstm.server.service import CompletionService
 from codelstm.server.sse import DONE, EventStream, event, merge
@@ -84,19 +84,20 @@ async def completions(body: OpenAICompletionsRequest, request: Request, service:
     if body.logprobs is not None:
         raise APIError(400, "unsupported_parameter", "logprobs is not supported by this server: leave it out "
                        "(or null); each completion's total log-probability is in /v1/complete", param="logprobs")
-    requests = body.native(document or body.user)
+    requests = [with_workspace(r, request) for r in body.native(document or body.user)]
+    where = workspace_args(request)  # the X-Codelstm-Workspace header names a workspace of this key
     scope = client_key(request)
     head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
             "model": service.loaded.name}
     prompts = body.prompts
     echo = prompts if body.echo else [""] * len(prompts)
     if not body.stream:
-        results = await _all([service.complete(r, scope, disconnected(request)) for r in requests])
+        results = await _all([service.complete(r, scope, disconnected(request), **where) for r in requests])
         return {**head, "model": results[0].model,
                 "choices": [{"text": echo[i] + text, "index": i * body.n + j, "logprobs": None, "finish_reason": reason}
                             for i, result in enumerate(results) for j, (text, reason) in enumerate(_choices(result, body.n))],
                 "usage": _usage(prompts, results)}
-    events = merge([service.stream(r, scope, disconnected(request)) for r in requests])
+    events = merge([service.stream(r, scope, disconnected(request), **where) for r in requests])
     first = await anext(events)  # an error before anything is decided is a plain HTTP error
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     return EventStream(_openai_events(first, events, head, body.n, echo, prompts, include_usage))
