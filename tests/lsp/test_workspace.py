@@ -1,7 +1,8 @@
 """Workspaces through the real language server over stdio and a real `codelstm serve` on loopback: what it
 uploads from the workspace folder, when edits and files changed on disk arrive, and what happens when the
-service loses the workspace or is down. One test uses a small recording HTTP server, for what the real
-service cannot show yet (the workspace_id and headers of /v1/complete, its `usage` saying "missing")."""
+service loses the workspace or is down. One test uses a small recording HTTP server, to see the
+workspace_id and headers of each /v1/complete and count uploads exactly; test_workspace_context.py runs
+the same loss against the real service."""
 
 from __future__ import annotations
 
