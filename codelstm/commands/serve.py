@@ -56,6 +56,8 @@ def run(args) -> int:
         raise UserError(str(e)) from None
     except ValidationError as e:
         first = e.errors()[0]
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise UserError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
         name, field = ".".join(map(str, first["loc"])), str(first["loc"][0])
         where = f"--{field.replace('_', '-')}, " if field in flags else ""
         source = f"{where}CODELSTM_{field.upper()}" + (" or the config file" if args.config else "")

@@ -23,7 +23,7 @@ class Options:
     timeout_ms: int = 500  # a slower backend answer is dropped and the editor gets nothing
     workspace: bool = True  # upload the workspace folders' source files as completion context (SPEC section 8)
     workspace_max_file_bytes: int = 256 << 10  # bigger files are left out (generated code, data)
-    workspace_max_bytes: int = 8 << 20  # upload stops here; below the service's default 16 MiB per workspace
+    workspace_max_bytes: int = 2_000_000  # upload stops here; below the service's default 2 MiB per workspace
     workspace_debounce_ms: int = 1500  # an edited document is uploaded this long after its last change
     workspace_exclude: tuple[str, ...] = ()  # more .gitignore-style patterns to leave out
 

@@ -1,10 +1,13 @@
 """Workspaces: a project's other files, kept so completions can use them as context (SPEC sections 5, 8).
 
 A workspace belongs to an owner (the API key that made it; another key cannot see it) and holds documents
-by path. Its context index (`ContextIndex` over the documents joined by NUL) is built when first needed
-after a change, not on every upload, since an editor sends many small updates. Memory is bounded per
-workspace and in total; the least recently used workspace is evicted first, and a completion that names an
-evicted workspace is answered from the document alone (the caller reports that, and the client uploads again).
+by path. Its context index (`ContextIndex` over the documents joined by NUL) is built when first needed,
+not on every upload, since an editor sends many small updates. After a change, completions go on with the
+index they have while a fresh one is built in the background: rebuilding costs about a second per MiB of
+text, and every keystroke-debounced upload of an open file would otherwise make the next completion wait
+for it. Memory is bounded per workspace and in total (an index takes `INDEX_BYTES_PER_BYTE`); the least
+recently used workspace is evicted first, and a completion that names an evicted workspace is answered from
+the document alone (the caller reports that, and the client uploads again).
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from dataclasses import dataclass, field
 from codelstm.model.context import ContextConfig, ContextIndex
 
 
+def index_bytes_per_byte(config: ContextConfig) -> int:
+    """Memory of a workspace per byte of its text once indexed: the text, and an 8-byte key and a 4-byte
+    position per indexed context model (`ContextIndex.nbytes`): at most 134 for the default settings, 130
+    measured on Python source."""
+    return 1 + 1 + 12 * (len(config.orders) + 1)  # the documents, the index's joined copy, orders + identifier
+
+
 class WorkspaceFull(Exception):
     """The upload would take a workspace past its byte limit; the message says by how much."""
 
@@ -23,7 +33,17 @@ class WorkspaceFull(Exception):
 @dataclass
 class _Workspace:
     documents: dict[str, bytes] = field(default_factory=dict)
-    index: ContextIndex | None = None  # None: stale, rebuilt on the next lookup
+    index: ContextIndex | None = None  # the last one built (None: never, or dropped for other settings)
+    version: int = 0  # counts changes of `documents`
+    index_version: int = -1  # the version `index` was built from
+    rebuilding: threading.Thread | None = None  # the background build of a fresh index, while one runs
+
+    @property
+    def stale(self) -> bool:
+        return self.index_version != self.version
+
+    def joined(self) -> bytes:
+        return b"\x00".join(self.documents[p] for p in sorted(self.documents)) + b"\x00"
 
     @property
     def text_bytes(self) -> int:
@@ -60,7 +80,7 @@ class WorkspaceStore:
                 raise WorkspaceFull(f"workspace would hold {size:,} bytes, over the limit of "
                                     f"{self.workspace_max_bytes:,}")
             space.documents = merged
-            space.index = None
+            space.version += 1
             self._spaces[(owner, workspace_id)] = space
             self._spaces.move_to_end((owner, workspace_id))
             self._evict()
@@ -76,7 +96,7 @@ class WorkspaceStore:
             if space is None or path not in space.documents:
                 return False
             del space.documents[path]
-            space.index = None
+            space.version += 1
             return True
 
     def info(self, owner: str, workspace_id: str) -> WorkspaceInfo | None:
@@ -85,24 +105,59 @@ class WorkspaceStore:
             return None if space is None else WorkspaceInfo(len(space.documents), space.text_bytes)
 
     def index(self, owner: str, workspace_id: str) -> ContextIndex | None:
-        """The workspace's context index (built now if stale), or None if this owner has no such workspace."""
-        return self.lookup(owner, workspace_id)[1]
+        """The workspace's context index as of now (built now if stale), or None if this owner has no such
+        workspace (for evaluation and tests: serving uses `lookup`, which does not wait)."""
+        return self.lookup(owner, workspace_id, wait=True)[1]
 
-    def lookup(self, owner: str, workspace_id: str,
-               config: ContextConfig | None = None) -> tuple[bool, ContextIndex | None]:
-        """(whether this owner has the workspace, its context index: None when it holds no documents),
-        the index built now if stale or built for other context settings than `config` (default: the store's)."""
+    def lookup(self, owner: str, workspace_id: str, config: ContextConfig | None = None,
+               wait: bool = False) -> tuple[bool, ContextIndex | None]:
+        """(whether this owner has the workspace, its context index: None when it holds no documents).
+
+        The first lookup, or one for other context settings than `config` (default: the store's), builds the
+        index now. After a change the last index is returned at once and a fresh one is built in the
+        background, unless `wait`."""
         config = config or self.config
+        key = (owner, workspace_id)
         with self._lock:
-            space = self._spaces.get((owner, workspace_id))
+            space = self._spaces.get(key)
             if space is None:
                 return False, None
-            self._spaces.move_to_end((owner, workspace_id))
-            if space.documents and (space.index is None or space.index.config != config):
-                text = b"\x00".join(space.documents[p] for p in sorted(space.documents)) + b"\x00"
-                space.index = ContextIndex.build(text, config)
-                self._evict(keep=(owner, workspace_id))
+            self._spaces.move_to_end(key)
+            if not space.documents:
+                return True, None
+            if space.index is not None and space.index.config == config and not (space.stale and wait):
+                if space.stale and space.rebuilding is None:
+                    space.rebuilding = threading.Thread(target=self._rebuild, args=(key, space, config),
+                                                        name=f"workspace-index-{workspace_id}", daemon=True)
+                    space.rebuilding.start()
+                return True, space.index
+            running = space.rebuilding
+        if running is not None:  # waiting for a fresh one: let the running build finish first
+            running.join()
+        with self._lock:
+            space = self._spaces.get(key)
+            if space is None:
+                return False, None
+            if space.documents and (space.index is None or space.index.config != config or space.stale):
+                version = space.version
+                space.index, space.index_version = ContextIndex.build(space.joined(), config), version
+                self._evict(keep=key)
             return True, space.index
+
+    def _rebuild(self, key: tuple[str, str], space: _Workspace, config: ContextConfig) -> None:
+        """(A background thread.) Index the documents as they are now, then swap the index in if the
+        workspace is still there; a change meanwhile leaves it stale, for the next lookup to rebuild."""
+        try:
+            with self._lock:
+                version, text = space.version, space.joined()
+            index = ContextIndex.build(text, config)
+            with self._lock:
+                if self._spaces.get(key) is space and version > space.index_version:
+                    space.index, space.index_version = index, version
+                    self._evict(keep=key)
+        finally:
+            with self._lock:
+                space.rebuilding = None
 
     @property
     def nbytes(self) -> int:

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
                                TomlConfigSettingsSource)
 from typing_extensions import Annotated
+
+from codelstm.model.context import ContextConfig
+from codelstm.model.workspaces import index_bytes_per_byte
 
 
 class ConfigFileError(ValueError):
@@ -49,8 +52,8 @@ class ServerSettings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 where the CPU computes it natively
     explore_max_chars: int = Field(8192, ge=16, le=1 << 20)  # UTF-8 bytes the neuron explorer traces per request
     explore_cache_mb: int = Field(512, ge=0)  # memory for the explorer's recent traces (least recently used go)
-    workspace_mb: int = Field(256, ge=1)  # memory for uploaded workspaces and their context indexes (LRU evicted)
-    workspace_max_mb: int = Field(16, ge=1)  # text bytes one workspace may hold; a bigger upload gets 413
+    workspace_mb: int = Field(512, ge=1)  # memory for uploaded workspaces and their context indexes (LRU evicted)
+    workspace_max_mb: int = Field(2, ge=1)  # text one workspace may hold (its index takes ~130x); more gets 413
     # context models mixed into completions (docs/context.md): auto = workspace when the model has a
     # mixer.json, else none; document = over the text read only; document/workspace need a mixer.json
     context: Literal["auto", "none", "document", "workspace"] = "auto"
@@ -65,6 +68,16 @@ class ServerSettings(BaseSettings):
         """First source wins: keyword arguments (the command line), environment, the TOML file (only when
         `load_settings` names one), file secrets."""
         return init_settings, env_settings, dotenv_settings, KnownKeysToml(settings_cls), file_secret_settings
+
+    @model_validator(mode="after")
+    def _a_full_workspace_fits(self) -> "ServerSettings":
+        """A workspace at its size limit must fit the memory for workspaces once indexed, or it would push
+        every other workspace out and still overrun the budget."""
+        need = self.workspace_max_mb * index_bytes_per_byte(ContextConfig())
+        if need > self.workspace_mb:
+            raise ValueError(f"workspace_max_mb={self.workspace_max_mb} needs workspace_mb >= {need}: a workspace's "
+                             f"context index takes {index_bytes_per_byte(ContextConfig())} bytes per byte of its text")
+        return self
 
     @field_validator("model_path", "admin_key", mode="before")
     @classmethod

@@ -61,3 +61,27 @@ def test_least_recently_used_workspaces_are_evicted_to_stay_in_budget():
     store.index("k", "new")
     assert store.info("k", "old") is None and store.info("k", "new") is not None
     assert store.evictions == 1 and store.nbytes <= store.budget
+
+
+def test_after_a_change_lookups_answer_with_the_last_index_while_a_fresh_one_is_built():
+    store = WorkspaceStore(CONFIG)
+    store.put("k", "w", {"lib.py": b"def frobnicate(widget):\n    return widget\n"})
+    found, first = store.lookup("k", "w")  # the first lookup builds the index
+    assert found and b"frobnicate" in first.data
+    store.put("k", "w", {"lib.py": b"def frobulate(widget):\n    pass\n"})
+    found, during = store.lookup("k", "w")  # no waiting for the rebuild
+    assert found and during is first
+    fresh = store.index("k", "w")  # waits for the background build (or builds)
+    assert b"frobulate" in fresh.data and b"frobnicate" not in fresh.data
+    assert store.lookup("k", "w")[1] is fresh  # nothing stale left: no more rebuilds
+
+
+def test_a_background_rebuild_of_a_deleted_workspace_is_dropped():
+    store = WorkspaceStore(CONFIG)
+    store.put("k", "w", {"a.py": b"x = 1\n" * 1000})
+    store.lookup("k", "w")
+    store.put("k", "w", {"b.py": b"y = 2\n"})
+    store.lookup("k", "w")  # starts a rebuild
+    store.delete("k", "w")
+    assert store.index("k", "w") is None and store.info("k", "w") is None and store.nbytes == 0
+

@@ -125,3 +125,11 @@ def wait_for_line(log: Path, needle: str, timeout: float = 10) -> str:
     while needle not in (text := log.read_text()) and time.time() < deadline:
         time.sleep(0.05)
     return text
+
+
+def test_serve_refuses_a_workspace_limit_whose_index_would_not_fit_the_memory_for_workspaces(tmp_path):
+    assert ServerSettings(workspace_max_mb=16, workspace_mb=2144).workspace_max_mb == 16
+    config = tmp_path / "codelstm.toml"
+    config.write_text("workspace_max_mb = 16\n")
+    assert "workspace_max_mb=16 needs workspace_mb >= 2144" in one_line_error(
+        run_cli("serve", "--config", str(config), timeout=60))
