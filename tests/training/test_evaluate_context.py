@@ -33,16 +33,20 @@ FIT_FILES = [repetitive(["quokka", "zephyr", "marmot", "wombat"]), repetitive(["
 EVAL_FILE = repetitive(["fjord", "quasar", "nimbus", "grotto"])
 
 
-@pytest.fixture(scope="module")
-def model_with_mixer(tiny_model, tmp_path_factory):
-    """The tiny model with a mixer.json fitted on other repetitive files (the way `mixer fit` does it)."""
-    folder = tmp_path_factory.mktemp("mixed") / "model"
-    shutil.copytree(tiny_model, folder)
+def copy_with_fitted_mixer(model_folder, folder):
+    """A copy of the checkpoint at `model_folder` in `folder`, with a mixer.json fitted on repetitive files
+    of names it never saw (the way `mixer fit` fits one). The copy's folder."""
+    shutil.copytree(model_folder, folder)
     model, _ = load_checkpoint(folder)
     weights = MixerWeights(CONFIG, online_rate=0.0)
     evidence = [evidence_for(f, s, weights) for f, s in zip(FIT_FILES, lstm_scores_many(model, FIT_FILES))]
     fit_logits(weights, evidence, steps=150).save(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def model_with_mixer(tiny_model, tmp_path_factory):
+    return copy_with_fitted_mixer(tiny_model, tmp_path_factory.mktemp("mixed") / "model")
 
 
 def run_eval(*args: str) -> dict:
