@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from codelstm.commands import UserError
 from codelstm.commands.common import load_model
@@ -18,7 +19,8 @@ def register(sub) -> None:
         "a completion search per position, so they sample: --sample-files files evenly spaced through the list, "
         "and in each, positions evenly spread through the whole file (deterministic, never only its first "
         "bytes): --sample-identifiers identifier starts, and --sample-bytes bytes typed by the simulated "
-        "typist in --sample-windows stretches, each from a line start. The counts are printed with the "
+        "typist in --sample-windows stretches, each from a line start; top-1 after one typed character "
+        "retries each identifier of 2+ characters after its first. The counts are printed with the "
         "results. Each file starts from a fresh state.",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="held-out source files")
@@ -40,10 +42,11 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: all cores; on a machine whose cores are busy, 1 is faster)")
     p.add_argument("--context", choices=("none", "document", "workspace"), default="none",
-                   help="also report BPC with the context models mixed in (docs/context.md; the model needs a "
-                   "mixer.json): over each file so far (document), and over the other source files of its folder "
-                   "or of --workspace (workspace), never the file itself. Default none: what `serve` does today. "
-                   "The search metrics are the LSTM's alone")
+                   help="also report every metric with the context models mixed in (docs/context.md; the model "
+                   "needs a mixer.json), beside the LSTM alone: over each file so far (document), and also over "
+                   "the other source files of its folder or of --workspace (workspace), never the file itself. "
+                   "BPC mixes with online adaptation, as `mixer fit` measures; the searches mix as `serve` "
+                   "completes: fitted weights, the context models over the text before each position")
     p.add_argument("--workspace", type=Path, default=None,
                    help="with --context workspace: this folder's source files are every file's workspace")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -78,13 +81,12 @@ def load_docs(args) -> list[bytes]:
     return docs
 
 
-def context_bpc(args, model):
-    """BPC with the context models over the same files (`--context`)."""
-    from codelstm.commands.common import load_mixer
-    from codelstm.training.context_eval import WORKSPACE_MAX_BYTES, evaluate_contexts
-    from codelstm.training.heldout import NamedDocument, folder_sources, join_workspace, load_named
+def context_inputs(args) -> tuple[list, Callable[[int], bytes] | None, list | None, dict[str, bytes] | None]:
+    """For `--context`: (the files as named documents, doc index -> its workspace (None for document context),
+    the pool folder mates come from (--data), the workspaces by name (files))."""
+    from codelstm.training.context_eval import WORKSPACE_MAX_BYTES
+    from codelstm.training.heldout import NamedDocument, folder_sources, folder_workspace, join_workspace, load_named
 
-    weights = load_mixer(args.model, needed_for=f"--context {args.context}")
     if args.workspace is not None and not args.workspace.is_dir():
         raise UserError(f"workspace folder not found: {args.workspace}")
     workspaces = None
@@ -94,19 +96,23 @@ def context_bpc(args, model):
             pool = load_named(args.data, ("train", "val"))  # a file's folder mates, whichever split holds them
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from None
+        docs = [d for d in docs if d.data]
     else:
         paths = args.files[: args.max_files]
-        docs = [NamedDocument(str(p.resolve()), p.read_bytes()) for p in paths]
+        named = [NamedDocument(str(p.resolve()), p.read_bytes()) for p in paths]
         pool = None
         if args.context == "workspace":
             shared = join_workspace(folder_sources(args.workspace, recursive=True), WORKSPACE_MAX_BYTES) \
                 if args.workspace is not None else None
             workspaces = {d.name: shared if shared is not None else
                           join_workspace(folder_sources(p.parent, exclude=p), WORKSPACE_MAX_BYTES)
-                          for d, p in zip(docs, paths)}
-    docs = [d for d in docs if d.data]
-    return evaluate_contexts(model, weights, docs, pool, contexts=(args.context,), progress=not args.quiet,
-                             workspaces=workspaces)
+                          for d, p in zip(named, paths)}
+        docs = [d for d in named if d.data]
+    if args.context != "workspace":
+        return docs, None, pool, workspaces
+    if workspaces is not None:
+        return docs, lambda i: workspaces[docs[i].name], pool, workspaces
+    return docs, lambda i: folder_workspace(docs[i], pool, WORKSPACE_MAX_BYTES), pool, workspaces
 
 
 def run(args) -> int:
@@ -125,29 +131,54 @@ def run(args) -> int:
     docs = load_docs(args)
     if args.workspace is not None and args.context != "workspace":
         raise UserError("--workspace needs --context workspace")
-    model, config = load_model(args.model)
-    result = evaluate(model, docs, sampling, precision=args.precision, progress=not args.quiet)
-    rows = [
-        ("files", f"{result.files}"), ("bytes", f"{result.bytes:,}"), ("BPC", f"{result.bpc:.4f}"),
-        ("files sampled for searches", f"{result.sample_files}"),
-        ("identifiers tried", f"{result.identifiers:,}"), ("top-1 identifier accuracy", f"{result.top1:.1%}"),
-        ("top-5 identifier accuracy", f"{result.top5:.1%}"),
-        ("characters typed", f"{result.typed_chars:,}"), ("typing stretches", f"{result.typist_windows:,}"),
-        ("keystrokes saved", f"{result.keystrokes_saved:.1%}"), ("acceptances", f"{result.acceptances:,}"),
-        ("precision", result.precision),
-        ("seconds (BPC / identifiers / keystrokes)", " / ".join(f"{v:.1f}" for v in result.seconds.values())),
-    ]
+    mixers = None
     if args.context != "none":
-        context = context_bpc(args, model)
-        rows.insert(3, (f"BPC, {args.context} context", f"{context.bpc[args.context]:.4f}"))
+        from codelstm.commands.common import load_mixer
+        from codelstm.training.context_eval import PrefixMixers
+
+        weights = load_mixer(args.model, needed_for=f"--context {args.context}")
+        named, workspace_of, pool, workspaces = context_inputs(args)
+        docs = [d.data for d in named]  # the same files as load_docs', named for their folder mates
+
+        def mixers(i: int) -> PrefixMixers:
+            return PrefixMixers(weights, docs[i], workspace_of(i) if workspace_of is not None else b"")
+
+    model, config = load_model(args.model)
+    result = evaluate(model, docs, sampling, precision=args.precision, progress=not args.quiet, mixers=mixers,
+                      context=args.context)
+    result_extra = {}
+    if args.context != "none":
+        from codelstm.training.context_eval import evaluate_contexts
+
+        context = evaluate_contexts(model, weights, named, pool, contexts=(args.context,), progress=not args.quiet,
+                                    workspaces=workspaces)
         result_extra = {"context": args.context, "bpc_context": context.bpc[args.context],
                         "context_workspace_bytes": context.workspace_bytes}
-    else:
-        result_extra = {}
-    width = max(len(k) for k, _ in rows)
+    c = result.with_context
+    sec = result.seconds
+    rows = [  # (name, LSTM alone, with context or None where it does not differ)
+        ("files", f"{result.files}", None), ("bytes", f"{result.bytes:,}", None),
+        ("BPC", f"{result.bpc:.4f}", f"{result_extra['bpc_context']:.4f}" if c else None),
+        ("files sampled for searches", f"{result.sample_files}", None),
+        ("identifiers tried", f"{result.identifiers:,}", None),
+        ("top-1 identifier accuracy", f"{result.top1:.1%}", f"{c.top1:.1%}" if c else None),
+        ("top-5 identifier accuracy", f"{result.top5:.1%}", f"{c.top5:.1%}" if c else None),
+        ("identifiers tried after 1 char", f"{result.identifiers_after_one:,}", None),
+        ("top-1 after 1 typed char", f"{result.top1_after_one:.1%}", f"{c.top1_after_one:.1%}" if c else None),
+        ("characters typed", f"{result.typed_chars:,}", None), ("typing stretches", f"{result.typist_windows:,}", None),
+        ("keystrokes saved", f"{result.keystrokes_saved:.1%}", f"{c.keystrokes_saved:.1%}" if c else None),
+        ("acceptances", f"{result.acceptances:,}", f"{c.acceptances:,}" if c else None),
+        ("precision", result.precision, None),
+        ("seconds (BPC)", f"{sec['bpc']:.1f}", f"{context.seconds:.1f}" if c else None),
+        ("seconds (identifiers / keystrokes)", f"{sec['identifiers']:.1f} / {sec['keystrokes']:.1f}",
+         f"{c.seconds['identifiers']:.1f} / {c.seconds['keystrokes']:.1f}" if c else None),
+    ]
+    width = max(len(k) for k, _, _ in rows)
     print(f"model: {args.model}")
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v:>12}")
+    if c:
+        print(f"  {'':<{width}}  {'LSTM alone':>12}  {'+ ' + args.context:>12}")
+    for k, v, with_context in rows:
+        print(f"  {k:<{width}}  {v:>12}" + (f"  {with_context:>12}" if with_context is not None else ""))
     if args.json_out:
         args.json_out.write_text(json.dumps({"model": str(args.model), **result.to_dict(), **result_extra}, indent=2) + "\n")
     if args.record:
@@ -158,7 +189,8 @@ def run(args) -> int:
         path = resolve_model_path(args.model) / "config.json"
         config = json.loads(path.read_text())
         config.setdefault("training", {})["eval"] = {
-            **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()
+               if k != "with_context"},
             "data": str(args.data) if args.data else [str(f) for f in args.files],
             "sampling": {"files": args.sample_files, "identifiers_per_file": args.sample_identifiers,
                          "typed_bytes_per_file": args.sample_bytes, "windows_per_file": args.sample_windows},

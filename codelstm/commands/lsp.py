@@ -14,12 +14,15 @@ def register(sub) -> None:
         help="language server for editors",
         description="Language server (LSP) on stdio: textDocument/completion (identifiers) and "
         "textDocument/inlineCompletion (ghost text), forwarded to a codelstm HTTP service. Settings come "
-        "from initializationOptions / didChangeConfiguration (see docs/editors.md).",
+        "from initializationOptions / didChangeConfiguration (see docs/editors.md). With a service, the editor's "
+        "workspace folder (source files, .gitignore honoured, size-capped) is uploaded as a workspace in the "
+        "background and kept current, so completions draw on the whole project (setting `workspace`).",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--server", metavar="URL", help="HTTP service (default: the serverUrl setting, "
                        "else http://127.0.0.1:8000)")
-    where.add_argument("--embedded", action="store_true", help="load the model in-process; no HTTP service")
+    where.add_argument("--embedded", action="store_true", help="load the model in-process; no HTTP service (its mixer.json "
+                       "mixes in the context models over the document; no workspace)")
     p.add_argument("--model", default=None, help="with --embedded: checkpoint (default: the bundled model)")
     p.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP instead of stdio")
     p.add_argument("--log-file", help="write logs here (logs never go to stdout)")

@@ -130,16 +130,22 @@ class HttpBackend:
 class EmbeddedBackend:
     """The model in this process: one user, no HTTP service. Inference runs in a worker thread."""
 
-    supports_workspaces = False  # nothing to upload to: the engine reads no workspace yet
+    supports_workspaces = False  # nothing to upload to: the context models see the document only
 
     def __init__(self, model_path=None) -> None:
-        from codelstm.model import load_checkpoint
+        from codelstm.model import CheckpointError, load_checkpoint
         from codelstm.model.cache import StateCache
         from codelstm.model.engine import InferenceEngine
+        from codelstm.model.mixer import MixerWeights
         from codelstm.paths import DEFAULT_MODEL
 
-        model, _ = load_checkpoint(model_path or DEFAULT_MODEL)
-        self.engine = InferenceEngine(model, StateCache(64 << 20))
+        path = model_path or DEFAULT_MODEL
+        model, _ = load_checkpoint(path)
+        try:  # the checkpoint's mixer.json, as `serve` loads it by default (CODELSTM_CONTEXT=auto)
+            mixer = MixerWeights.load(path)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+        self.engine = InferenceEngine(model, StateCache(64 << 20), mixer=mixer)
         self._lock = asyncio.Lock()
 
     async def complete(self, body: dict[str, Any], timeout_s: float) -> list[dict[str, Any]]:

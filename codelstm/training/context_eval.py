@@ -8,6 +8,7 @@ a completion at that position would see them.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Literal
@@ -15,7 +16,9 @@ from typing import Iterable, Literal
 import numpy as np
 
 from codelstm.model.context import ContextIndex, document_predictions
-from codelstm.model.mixer import Evidence, MixerWeights, bits, gather_evidence, mixed_target_probability
+from codelstm.model.context_view import ContextView
+from codelstm.model.engine import CONTEXT_DOCUMENT_CAP
+from codelstm.model.mixer import DocumentMixer, Evidence, MixerWeights, bits, gather_evidence, mixed_target_probability
 from codelstm.model.network import ByteLM
 from codelstm.model.scoring import Scores, lstm_scores_many
 from codelstm.training.heldout import NamedDocument, folder_workspace
@@ -32,6 +35,34 @@ def evidence_for(doc: bytes, scores: Scores, weights: MixerWeights,
     index = ContextIndex.build(workspace, weights.config) if workspace else None
     predictions = document_predictions(doc, weights.config, index)
     return gather_evidence(doc, predictions, scores[0], scores[1], weights.config)
+
+
+class PrefixMixers:
+    """The mixers a server would build for completions at positions of one file: the context models over the
+    file's text before the position (in the engine's window when the file is longer than it) and over a
+    workspace, with the fitted weights and no online adaptation (`InferenceEngine._document_mixer`).
+
+    The file is indexed once (per window start) and every position gets a view over that index cut at the
+    position (`ContextView` ignores indexed text past the end of its document), so a position costs no
+    rebuild; the workspace is indexed once per file."""
+
+    def __init__(self, weights: MixerWeights, doc: bytes, workspace: bytes = b"") -> None:
+        self.weights = weights
+        self.doc = doc
+        self.workspace = ContextIndex.build(workspace, weights.config) if workspace else None
+        self._indexes: dict[int, ContextIndex] = {}  # window start -> index over doc[start:]
+
+    def at(self, position: int) -> DocumentMixer:
+        """The mixer for a completion after doc[:position]."""
+        start = 0
+        if position > CONTEXT_DOCUMENT_CAP:  # the engine's window: its start moves in steps of a quarter
+            step = CONTEXT_DOCUMENT_CAP // 4
+            start = math.ceil((position - CONTEXT_DOCUMENT_CAP) / step) * step
+        index = self._indexes.get(start)
+        if index is None:
+            index = self._indexes[start] = ContextIndex.build(self.doc[start:], self.weights.config)
+        text = self.doc[start:position]
+        return DocumentMixer(self.weights, ContextView(self.weights.config, text, index, self.workspace))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import copy
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
@@ -21,6 +21,9 @@ from codelstm.model.generate import Search, SearchSpec, is_identifier_byte, pref
 from codelstm.model.network import ByteLM, use_onednn
 from codelstm.training.evaluate import document_nll_bits, resolve_precision, states_at
 from codelstm.training.sampling import Sampling, spread, spread_positions, typist_windows
+
+if TYPE_CHECKING:
+    from codelstm.training.context_eval import PrefixMixers
 
 TOKEN_SPEC = SearchSpec(mode="token", n=5, max_chars=48)
 LINE_SPEC = SearchSpec(mode="line", n=1, max_chars=64)
@@ -42,9 +45,28 @@ class EvalResult:
     typist_windows: int = 0
     precision: str = "float32"  # kernels of the BPC read and of the states the searches start from
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each metric
+    identifiers_after_one: int = 0  # identifiers of 2+ characters tried again after their first character
+    top1_after_one: float = 0.0
+    with_context: "SearchMetrics | None" = None  # the search metrics again with the context models mixed in
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class SearchMetrics:
+    """The search metrics at the same positions, with the context models mixed in as the server does."""
+
+    context: str  # document / workspace
+    identifiers: int
+    top1: float
+    top5: float
+    identifiers_after_one: int
+    top1_after_one: float
+    typed_chars: int
+    keystrokes_saved: float
+    acceptances: int
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def identifier_starts(data: bytes) -> list[tuple[int, bytes]]:
@@ -82,33 +104,72 @@ class _Progress:
             bar.close()
 
 
-@torch.no_grad()
-def identifier_accuracy(model: ByteLM, docs: list[bytes], per_file: int, precision: str = "auto",
-                        progress: _Progress | None = None) -> tuple[int, int, int]:
-    """(identifiers tried, top-1 hits, top-5 hits) at `per_file` identifier starts spread through each doc.
+@dataclass
+class IdentifierScores:
+    tried: int  # identifier starts tried
+    top1: int  # the best completion there is the whole identifier
+    top5: int  # the identifier is among the 5 completions
+    tried_after_one: int = 0  # identifiers of 2+ characters tried again after their first character
+    top1_after_one: int = 0  # ... where the best completion is the rest of the identifier
 
-    All searches start from states read in one packed pass and run together, one batched step per byte."""
+
+MixersFor = Callable[[int], "PrefixMixers"]  # doc index -> the mixers for positions of that doc
+
+
+@torch.no_grad()
+def identifier_scores(model: ByteLM, docs: list[bytes], per_file: int, precision: str = "auto",
+                      progress: _Progress | None = None, after_one: bool = True,
+                      mixers: MixersFor | None = None) -> IdentifierScores:
+    """Completion searches at `per_file` identifier starts spread through each doc, and (`after_one`) at the
+    same identifiers after their first character has been typed.
+
+    All searches start from states read in one packed pass and run together, one batched step per byte.
+    With `mixers`, each search mixes in the context models as the server would at that position; the docs
+    then go one at a time, so only one doc's context indexes (and workspace index) are held at once."""
     picked = []
     for doc in docs:
         starts = identifier_starts(doc)
         picked.append([starts[j] for j in spread_positions([p for p, _ in starts], len(doc), per_file)])
-    states = states_at(model, docs, [[p for p, _ in ps] for ps in picked], precision=precision)
-    jobs = []
-    for doc, ps, st in zip(docs, picked, states):
-        for (p, ident), (state, logits) in zip(ps, st):
-            jobs.append((Search(TOKEN_SPEC, state, logits, doc[max(0, p - CONTEXT_TAIL):p]), ident))
-    top1 = top5 = 0
-    with (progress or _Progress(False)).bar(len(jobs), "identifiers", "search") as bar, \
+    # per doc: (position, what the best completion must be, whether after the first character)
+    targets = [[(p, ident, False) for p, ident in ps]
+               + ([(p + 1, ident[1:], True) for p, ident in ps if len(ident) > 1] if after_one else [])
+               for ps in picked]
+    states = states_at(model, docs, [[p for p, _, _ in ts] for ts in targets], precision=precision)
+    groups = [list(range(len(docs)))] if mixers is None else [[i] for i in range(len(docs))]
+    scores = IdentifierScores(0, 0, 0)
+    with (progress or _Progress(False)).bar(sum(map(len, targets)), "identifiers", "search") as bar, \
             use_onednn(model.dtype == torch.bfloat16):
-        for k in range(0, len(jobs), 512):
-            batch = jobs[k:k + 512]
-            run_searches(model, [s for s, _ in batch])
-            for search, ident in batch:
-                texts = [c.text.encode("utf-8") for c in search.results()]
-                top1 += bool(texts) and texts[0] == ident
-                top5 += ident in texts
-            bar.update(len(batch))
-    return len(jobs), top1, top5
+        for group in groups:
+            at = mixers(group[0]).at if mixers is not None else None
+            jobs = []
+            for i in group:
+                doc = docs[i]
+                for (p, target, typed), (state, logits) in zip(targets[i], states[i]):
+                    mixer = at(p) if at is not None else None
+                    jobs.append((Search(TOKEN_SPEC, state, logits, doc[max(0, p - CONTEXT_TAIL):p], mixer),
+                                 target, typed))
+            for k in range(0, len(jobs), 512):
+                batch = jobs[k:k + 512]
+                run_searches(model, [s for s, _, _ in batch])
+                for search, target, typed in batch:
+                    texts = [c.text.encode("utf-8") for c in search.results()]
+                    hit = bool(texts) and texts[0] == target
+                    if typed:
+                        scores.tried_after_one += 1
+                        scores.top1_after_one += hit
+                    else:
+                        scores.tried += 1
+                        scores.top1 += hit
+                        scores.top5 += target in texts
+                bar.update(len(batch))
+    return scores
+
+
+def identifier_accuracy(model: ByteLM, docs: list[bytes], per_file: int, precision: str = "auto",
+                        progress: _Progress | None = None) -> tuple[int, int, int]:
+    """(identifiers tried, top-1 hits, top-5 hits) at identifier starts, the LSTM alone."""
+    s = identifier_scores(model, docs, per_file, precision, progress, after_one=False)
+    return s.tried, s.top1, s.top5
 
 
 @dataclass
@@ -121,6 +182,7 @@ class _Typist:
     search: Search | None = None
     accepted: int = 0
     accepts: int = 0
+    mixers: "PrefixMixers | None" = None  # the context models at its positions (None: the LSTM alone)
 
     def offer(self) -> int:
         """Bytes the typist moves on by after its search: the accepted completion, or the one typed byte."""
@@ -136,40 +198,56 @@ class _Typist:
 
 @torch.no_grad()
 def keystrokes_saved(model: ByteLM, docs: list[bytes], typed_bytes: int, windows: int = 4, precision: str = "auto",
-                     progress: _Progress | None = None) -> tuple[int, int, int, int]:
+                     progress: _Progress | None = None, mixers: MixersFor | None = None) -> tuple[int, int, int, int]:
     """(characters typed, characters accepted, acceptances, windows) for the simulated typist.
 
     The typist types `windows` stretches spread through each doc, each from the state of the file read up
     to it. Wherever the `mode=line, n=1` completion is what the file continues with (within the stretch),
     it is accepted with one keystroke. All stretches are typed side by side: every batched step advances
     every live search, and a typist whose search ends moves on and starts its next one at once, so a long
-    search does not hold the others up.
+    search does not hold the others up. With `mixers`, every search mixes in the context models as the
+    server would at its position, one doc at a time (one doc's indexes held at once).
     """
     spans = [typist_windows(doc, typed_bytes, windows) for doc in docs]
     states = states_at(model, docs, [[s for s, _ in sp] for sp in spans], precision=precision)
-    typists = [_Typist(doc, start, end, state, logits)
-               for doc, sp, st in zip(docs, spans, states) for (start, end), (state, logits) in zip(sp, st)]
+    per_doc = [[_Typist(doc, start, end, state, logits) for (start, end), (state, logits) in zip(sp, st)]
+               for doc, sp, st in zip(docs, spans, states)]
+    typists = [t for ts in per_doc for t in ts]
     chars = sum(t.end - t.pos for t in typists)
+    groups = [typists] if mixers is None else per_doc
+    with (progress or _Progress(False)).bar(chars, "keystrokes", "char") as bar:
+        for i, group in enumerate(groups):
+            if mixers is not None and group:
+                shared = mixers(i)
+                for t in group:
+                    t.mixers = shared
+            _type(model, group, bar)
+            for t in group:
+                t.mixers = None  # the doc's indexes go once its stretches are typed
+    return chars, sum(t.accepted for t in typists), sum(t.accepts for t in typists), len(typists)
+
+
+def _type(model: ByteLM, typists: list[_Typist], bar) -> None:
+    """Type every typist's stretch, all side by side."""
     live = [t for t in typists if t.pos < t.end]
     bfloat16 = model.dtype == torch.bfloat16  # oneDNN for bfloat16 (ATen's is 40x slower); ATen steps float32 best
-    with (progress or _Progress(False)).bar(chars, "keystrokes", "char") as bar:
-        while live:
-            for t in live:
-                if t.search is None:
-                    t.search = Search(LINE_SPEC, t.state, t.logits, t.doc[max(0, t.pos - CONTEXT_TAIL):t.pos])
-            stepping = [t.search for t in live if not t.search.done]
-            if stepping:
-                with use_onednn(bfloat16):
-                    step_searches(model, stepping)
-            moving = [(t, t.offer()) for t in live if t.search.done]
-            if moving:
-                read = prefill_many(model, [t.doc[t.pos:t.pos + n] for t, n in moving],
-                                    [t.state for t, _ in moving], onednn_from=1 if bfloat16 else 16)
-                for (t, n), (state, logits) in zip(moving, read):
-                    t.state, t.logits, t.pos, t.search = state, logits, t.pos + n, None
-                bar.update(sum(n for _, n in moving))
-            live = [t for t in live if t.pos < t.end]
-    return chars, sum(t.accepted for t in typists), sum(t.accepts for t in typists), len(typists)
+    while live:
+        for t in live:
+            if t.search is None:
+                mixer = t.mixers.at(t.pos) if t.mixers is not None else None
+                t.search = Search(LINE_SPEC, t.state, t.logits, t.doc[max(0, t.pos - CONTEXT_TAIL):t.pos], mixer)
+        stepping = [t.search for t in live if not t.search.done]
+        if stepping:
+            with use_onednn(bfloat16):
+                step_searches(model, stepping)
+        moving = [(t, t.offer()) for t in live if t.search.done]
+        if moving:
+            read = prefill_many(model, [t.doc[t.pos:t.pos + n] for t, n in moving],
+                                [t.state for t, _ in moving], onednn_from=1 if bfloat16 else 16)
+            for (t, n), (state, logits) in zip(moving, read):
+                t.state, t.logits, t.pos, t.search = state, logits, t.pos + n, None
+            bar.update(sum(n for _, n in moving))
+        live = [t for t in live if t.pos < t.end]
 
 
 def search_model(model: ByteLM, precision: str) -> ByteLM:
@@ -179,29 +257,48 @@ def search_model(model: ByteLM, precision: str) -> ByteLM:
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
+def _search_metrics(searcher: ByteLM, sample: list[bytes], sampling: Sampling, precision: str, bars: _Progress,
+                    mixers: MixersFor | None) -> tuple[IdentifierScores, tuple[int, int, int, int], dict[str, float]]:
+    seconds = {}
+    t0 = time.perf_counter()
+    ids = identifier_scores(searcher, sample, sampling.identifiers, precision, bars, mixers=mixers)
+    seconds["identifiers"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    typed = keystrokes_saved(searcher, sample, sampling.typed_bytes, sampling.windows, precision, bars, mixers)
+    seconds["keystrokes"] = round(time.perf_counter() - t0, 2)
+    return ids, typed, seconds
+
+
 def evaluate(model: ByteLM, docs: list[bytes], sampling: Sampling = Sampling(), precision: str = "auto",
-             progress: bool = False) -> EvalResult:
-    """All metrics: BPC on every byte, the search metrics on `sampling`'s files and positions."""
+             progress: bool = False, mixers: MixersFor | None = None, context: str = "document") -> EvalResult:
+    """All metrics: BPC on every byte, the search metrics on `sampling`'s files and positions; with `mixers`
+    (doc index -> `PrefixMixers`), the search metrics again at the same positions with the `context` models."""
     bars = _Progress(progress)
     precision = resolve_precision(precision, model.device)
     seconds = {}
     t0 = time.perf_counter()
     with bars.bar(sum(map(len, docs)), "BPC", "B") as bar:
         bits, n = document_nll_bits(model, docs, precision=precision, on_bytes=bar.update)
-    seconds["bpc"] = time.perf_counter() - t0
-    sample = [docs[i] for i in spread(len(docs), sampling.files)]
+    seconds["bpc"] = round(time.perf_counter() - t0, 2)
+    chosen = spread(len(docs), sampling.files)
+    sample = [docs[i] for i in chosen]
     searcher = search_model(model, precision)
-    t0 = time.perf_counter()
-    idents, hit1, hit5 = identifier_accuracy(searcher, sample, sampling.identifiers, precision, bars)
-    seconds["identifiers"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chars, accepted, accepts, windows = keystrokes_saved(searcher, sample, sampling.typed_bytes, sampling.windows,
-                                                         precision, bars)
-    seconds["keystrokes"] = time.perf_counter() - t0
+    ids, (chars, accepted, accepts, windows), search_seconds = _search_metrics(searcher, sample, sampling,
+                                                                            precision, bars, None)
+    with_context = None
+    if mixers is not None:
+        cids, (cchars, caccepted, caccepts, _), cseconds = _search_metrics(
+            searcher, sample, sampling, precision, bars, lambda j: mixers(chosen[j]))
+        with_context = SearchMetrics(
+            context, cids.tried, cids.top1 / max(cids.tried, 1), cids.top5 / max(cids.tried, 1),
+            cids.tried_after_one, cids.top1_after_one / max(cids.tried_after_one, 1),
+            cchars, (caccepted - caccepts) / max(cchars, 1), caccepts, cseconds)
     return EvalResult(
         files=len(docs), bytes=n, bpc=bits / max(n, 1),
-        identifiers=idents, top1=hit1 / max(idents, 1), top5=hit5 / max(idents, 1),
+        identifiers=ids.tried, top1=ids.top1 / max(ids.tried, 1), top5=ids.top5 / max(ids.tried, 1),
         typed_chars=chars, keystrokes_saved=(accepted - accepts) / max(chars, 1), acceptances=accepts,
         sample_files=len(sample), typist_windows=windows, precision=precision,
-        seconds={k: round(v, 2) for k, v in seconds.items()},
+        seconds=seconds | search_seconds,
+        identifiers_after_one=ids.tried_after_one, top1_after_one=ids.top1_after_one / max(ids.tried_after_one, 1),
+        with_context=with_context,
     )
