@@ -26,7 +26,7 @@ from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFa
                                      Superseded)
 from codelstm.server.errors import APIError
 from codelstm.server.logs import note_request
-from codelstm.server.memory import bound_kernel_caches, fix_mmap_threshold
+from codelstm.server.memory import bound_kernel_caches
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
 from codelstm.server.settings import ServerSettings
@@ -113,7 +113,6 @@ class CompletionService:
     def start(self) -> None:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
         bound_kernel_caches(self.settings.kernel_cache_entries)  # before the first oneDNN call
-        fix_mmap_threshold()
         torch.set_num_threads(self.settings.threads or default_threads(reserve=1))  # cgroup quota and affinity
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
