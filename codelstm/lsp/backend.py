@@ -10,9 +10,6 @@ from urllib.parse import quote
 import httpx
 
 UPLOAD_TIMEOUT_S = 30.0  # a workspace upload is background work: no keystroke waits on it
-# `usage.workspace` values (or flags) by which a replica says it no longer has the workspace; read
-# defensively, so that any of these wordings makes the language server upload it again
-_MISSING_WORDS = frozenset({"missing", "evicted", "unknown", "not_found", "lost"})
 
 
 class BackendUnavailable(Exception):
@@ -29,17 +26,9 @@ class WorkspaceRejected(Exception):
 
 
 def workspace_missing(usage: Any) -> bool:
-    """Does a completion's `usage` say the workspace it named was not there (never uploaded, evicted)?"""
-    if not isinstance(usage, dict):
-        return False
-    value = usage.get("workspace")
-    if isinstance(value, dict):
-        if value.get("missing") is True or value.get("evicted") is True or value.get("found") is False:
-            return True
-        value = value.get("status")
-    if isinstance(value, str) and value.lower() in _MISSING_WORDS:
-        return True
-    return usage.get("workspace_missing") is True or usage.get("workspace_found") is False
+    """Does a completion's `usage` say the workspace it named was not there (never uploaded, evicted,
+    another replica's): `usage.workspace == "missing"` (docs/api.md)?"""
+    return isinstance(usage, dict) and usage.get("workspace") == "missing"
 
 
 class Backend(Protocol):
