@@ -26,12 +26,13 @@ from codelstm.server.batcher import (Batcher, Cancelled, DeadlineExceeded, JobFa
                                      Superseded)
 from codelstm.server.errors import APIError
 from codelstm.server.logs import note_request
-from codelstm.server.memory import bound_kernel_caches
+from codelstm.server.memory import bound_kernel_caches, trim_periodically
 from codelstm.server.metrics import ServiceMetrics
 from codelstm.server.schemas import CompleteRequest, CompleteResponse, CompletionOut, Timing, Usage
 from codelstm.server.settings import ServerSettings
 
 log = logging.getLogger("codelstm.server")
+TRIM_EVERY_S = 5.0  # how often freed heap memory goes back to the system (codelstm/server/memory.py)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class CompletionService:
     def start(self) -> None:
         """Load the configured model and start the worker (blocking: called once at start-up)."""
         bound_kernel_caches(self.settings.kernel_cache_entries)  # before the first oneDNN call
+        trim_periodically(TRIM_EVERY_S, self._stopped)
         torch.set_num_threads(self.settings.threads or default_threads(reserve=1))  # cgroup quota and affinity
         torch.backends.mkldnn.enabled = self.settings.onednn
         path = self.settings.model_path or DEFAULT_MODEL
