@@ -51,8 +51,8 @@ def dynamic_scores(model: ByteLM, doc: bytes, settings: DynamicSettings) -> Scor
     state = None
     try:
         for pos in range(0, len(doc), settings.chunk):
-            x = ids[pos:pos + settings.chunk].view(1, -1)
             y = ids[pos + 1:pos + settings.chunk + 1]
+            x = ids[pos:pos + len(y)].view(1, -1)
             with use_onednn(False):  # ATen's kernel has the backward pass on every CPU
                 logits, _, new_state = model(x, state)
             logprobs = F.log_softmax(logits[0].float(), dim=-1)

@@ -24,7 +24,7 @@ def test_each_variant_learns_the_document_it_reads_and_restores_the_model(tiny_m
     plain = lstm_scores_many(model, [DOC])[0]
     for variant, rate, most in (("full", 0.3, 0.8), ("head_bias", 1.0, 0.95)):  # a bias alone learns less
         adapted = dynamic_scores(model, DOC, DynamicSettings(variant, rate, chunk=64))
-        assert adapted[0].shape == plain[0].shape == (len(DOC),)
+        assert adapted[0].shape == adapted[1].shape == plain[0].shape == plain[1].shape == (len(DOC),)
         second_half = slice(len(DOC) // 2, None)  # by then it has adapted
         assert nats((adapted[0][second_half],)) < most * nats((plain[0][second_half],)), variant
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
