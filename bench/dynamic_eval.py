@@ -1,13 +1,14 @@
 """Dynamic evaluation (issue 12 item 5): BPC and cost of letting the LSTM adapt to each file as it reads it.
 
-    python bench/dynamic_eval.py [--model default] [--bytes-per-package 4000] [--tune-bytes-per-package 1000]
+    python bench/dynamic_eval.py [--model default] [--file-bytes 6000] [--tune-files 12]
 
 The learning rate of each variant (`codelstm/training/dynamic_eval.py`: `full`, `head_bias`) is chosen
 from a small grid on the default corpus's own val split (files the model did not train on), never on
-the unseen set; then the unseen-package set (recipes/unseen-packages/, files spread over its packages as
-in bench/context.py) is read with the LSTM alone, and with each variant, each also with the context
-models mixed in (document; workspace: the file's folder mates). Prints BPC, seconds and KB/s per row, in
-float32 on `--threads` threads.
+the unseen set; then the unseen-package set (recipes/unseen-packages/, one file per package in
+bench/context.py's order) is read with the LSTM alone, and with each variant, each also with the context
+models mixed in (document; workspace: the file's folder mates). Every file is cut to its first
+`--file-bytes` (full adaptation reads about 1-2 KB/s on one core). Prints BPC, seconds and KB/s per row,
+in float32 on `--threads` threads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,13 @@ from codelstm.model.mixer import MixerWeights, bits, mixed_target_probability  #
 from codelstm.model.scoring import lstm_scores_many  # noqa: E402
 from codelstm.training.context_eval import WORKSPACE_MAX_BYTES, evidence_for  # noqa: E402
 from codelstm.training.dynamic_eval import DynamicSettings, dynamic_scores  # noqa: E402
-from codelstm.training.heldout import folder_workspace, load_named, spread_by_package  # noqa: E402
+from codelstm.training.heldout import NamedDocument, folder_workspace, load_named, spread_by_package  # noqa: E402
 
-GRID = {"full": (0.003, 0.01, 0.03), "head_bias": (0.03, 0.1, 0.3)}
+GRID = {"full": (0.003, 0.01), "head_bias": (0.1, 0.3)}
+
+
+def cut(doc: NamedDocument, size: int) -> NamedDocument:
+    return replace(doc, data=doc.data[:size])
 
 
 def lstm_bpc(scores: list, docs: list) -> float:
@@ -43,8 +49,8 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--unseen", type=Path, default=ROOT / "data/unseen")
     p.add_argument("--corpus", type=Path, default=ROOT / "data/default-corpus")
-    p.add_argument("--bytes-per-package", type=int, default=4000, help="unseen sample per package")
-    p.add_argument("--tune-bytes-per-package", type=int, default=1000, help="val-split sample per package for the grid")
+    p.add_argument("--file-bytes", type=int, default=6000, help="each file cut to its first this many bytes")
+    p.add_argument("--tune-files", type=int, default=12, help="val-split files for the grid")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -54,7 +60,7 @@ def main() -> None:
     weights = MixerWeights.load(resolve_model_path(args.model))
     report: dict = {"model": args.model, "date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads}
 
-    tune = spread_by_package(load_named(args.corpus, ("val",)), args.tune_bytes_per_package)
+    tune = [cut(d, args.file_bytes) for d in spread_by_package(load_named(args.corpus, ("val",)), 1)[:args.tune_files]]
     chosen: dict[str, DynamicSettings] = {}
     report["tuning"] = {"files": len(tune), "bytes": sum(len(d.data) for d in tune),
                         "none": round(lstm_bpc(lstm_scores_many(model, [d.data for d in tune]), tune), 4)}
@@ -71,7 +77,7 @@ def main() -> None:
         report["tuning"][variant] = {str(k): round(v, 4) for k, v in results.items()} | {"chosen": best}
 
     pool = load_named(args.unseen, ("train", "val"))
-    docs = spread_by_package(pool, args.bytes_per_package)
+    docs = [cut(d, args.file_bytes) for d in spread_by_package(pool, 1)]  # one file per package
     n = sum(len(d.data) for d in docs)
     workspaces = [folder_workspace(d, pool, WORKSPACE_MAX_BYTES) for d in docs]
     print(f"\nunseen packages: {len(docs)} files, {n:,} bytes, {len({d.package for d in docs})} packages")
