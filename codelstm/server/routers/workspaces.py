@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field, field_validator
 from codelstm.model.workspaces import WorkspaceFull, WorkspaceStore
 from codelstm.server.deps import ApiKey, client_key
 from codelstm.server.errors import APIError
+from codelstm.server.schemas import WORKSPACE_ID_PATTERN
 
 router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"], dependencies=[ApiKey])
 
-WorkspaceId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/+=-]+$")]
+WorkspaceId = Annotated[str, Path(min_length=1, max_length=200, pattern=WORKSPACE_ID_PATTERN)]
 
 
 def _no_lone_surrogates(text: str, field: str) -> str:
