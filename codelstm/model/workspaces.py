@@ -5,7 +5,7 @@ by path. Its context index (`ContextIndex` over the documents joined by NUL) is 
 not on every upload, since an editor sends many small updates. After a change, completions go on with the
 index they have while a fresh one is built in the background: rebuilding costs about a second per MiB of
 text, and every keystroke-debounced upload of an open file would otherwise make the next completion wait
-for it. Memory is bounded per workspace and in total (an index takes `INDEX_BYTES_PER_BYTE`); the least
+for it. Memory is bounded per workspace and in total (an index takes `index_bytes_per_byte`); the least
 recently used workspace is evicted first, and a completion that names an evicted workspace is answered from
 the document alone (the caller reports that, and the client uploads again).
 """
@@ -136,25 +136,29 @@ class WorkspaceStore:
             running.join()
         with self._lock:
             space = self._spaces.get(key)
-            if space is None:
-                return False, None
-            if space.documents and (space.index is None or space.index.config != config or space.stale):
-                version = space.version
-                space.index, space.index_version = ContextIndex.build(space.joined(), config), version
+            fresh = space is not None and space.index is not None and space.index.config == config and not space.stale
+        if space is not None and not fresh:
+            self._build(key, space, config)
+        with self._lock:
+            space = self._spaces.get(key)
+            return (False, None) if space is None else (True, space.index if space.documents else None)
+
+    def _build(self, key: tuple[str, str], space: _Workspace, config: ContextConfig) -> None:
+        """Index the documents as they are now, outside the lock (about 1 s per MiB), then swap the index in
+        if the workspace is still there; a change meanwhile leaves it stale, for the next lookup."""
+        with self._lock:
+            version, text = space.version, space.joined()
+        index = ContextIndex.build(text, config)
+        with self._lock:
+            old = space.index
+            if self._spaces.get(key) is space and (old is None or old.config != config or version > space.index_version):
+                space.index, space.index_version = index, version
                 self._evict(keep=key)
-            return True, space.index
 
     def _rebuild(self, key: tuple[str, str], space: _Workspace, config: ContextConfig) -> None:
-        """(A background thread.) Index the documents as they are now, then swap the index in if the
-        workspace is still there; a change meanwhile leaves it stale, for the next lookup to rebuild."""
+        """(A background thread.) `_build`, then make room for the next rebuild."""
         try:
-            with self._lock:
-                version, text = space.version, space.joined()
-            index = ContextIndex.build(text, config)
-            with self._lock:
-                if self._spaces.get(key) is space and version > space.index_version:
-                    space.index, space.index_version = index, version
-                    self._evict(keep=key)
+            self._build(key, space, config)
         finally:
             with self._lock:
                 space.rebuilding = None
