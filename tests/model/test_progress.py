@@ -6,22 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codelstm.model import ByteLM, ModelConfig, load_checkpoint
+from codelstm.model import ByteLM, ModelConfig
 from codelstm.model.generate import Progress, Search, SearchSpec, prefill, step_searches
-from codelstm.model.network import torch_threads
-from codelstm.paths import DEFAULT_MODEL
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    model, _ = load_checkpoint(DEFAULT_MODEL)
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
 
 
 @pytest.fixture(scope="module")
