@@ -41,7 +41,7 @@ TENSOR_OVERHEAD = 512  # bytes a small CPU tensor costs beside its data (Python 
 
 def _nbytes(cp: Checkpoint) -> int:
     """What a checkpoint holds in memory: a bfloat16 one of the bundled model has 3.5 KB of data and
-    takes 5.0 KB of resident memory (measured over 20,000 of them), so the overhead is counted too."""
+    takes 5.0 KB of resident memory (bench/native_memory.py), so the overhead is counted too."""
     state, logits = cp
     return sum(t.numel() * t.element_size() + TENSOR_OVERHEAD for t in (*state, logits))
 

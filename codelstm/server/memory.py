@@ -3,9 +3,9 @@
 A server that reads prefixes of every length in batches of every size meets a new LSTM call shape
 on most requests. oneDNN keeps a compiled primitive per shape (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`,
 1,024 by default) and PyTorch's ideep bridge keeps its own per-shape computation cache
-(`LRU_CACHE_CAPACITY`, 1,024): together about 0.9 MB per shape for the bundled model, so resident
-memory grew by hundreds of MB over a 10-minute soak while the state cache held under 40 MB
-(bench/soak.py, BENCHMARKS.md). A bounded number of entries keeps the shapes a steady load repeats
+(`LRU_CACHE_CAPACITY`, 1,024): together about 0.9 MB per shape for the bundled model
+(bench/native_memory.py), so resident memory grew by hundreds of MB over a 10-minute soak while the
+state cache held under 40 MB (bench/soak.py, BENCHMARKS.md). A bounded number of entries keeps the shapes a steady load repeats
 (a run of search steps with the same rows, the 256-byte chunks of long reads) and caps the rest.
 
 This must happen before the first oneDNN call: `CompletionService.start` does it before loading
