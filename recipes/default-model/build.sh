@@ -36,3 +36,16 @@ cp runs/default-bf16b/config.json runs/default-bf16b/model.safetensors codelstm/
 # machine was shared (two threads on busy cores run far slower than one).
 codelstm mixer fit --model default --data data/default-corpus --out runs/mixer-default --threads 1
 cp runs/mixer-default/mixer.json codelstm/default_model/
+# 2026-11-25, third session (issue 15): a broader corpus. packages.txt's library internals plus
+# packages-usage.txt (the numeric stack and its test suites, plotting, the torch ecosystem, applications)
+# plus the pinned torch's own sources. A file's split comes from a hash of its name, so every val file
+# of the stages above is a val file here too. corpus_mix.py prints the mix by package family.
+TORCH=$(python -c "import os, torch; print(os.path.dirname(torch.__file__))")
+codelstm corpus build "$STDLIB" recipes/default-model/packages.txt recipes/default-model/packages-usage.txt "$TORCH" \
+  -o data/default-corpus-2 --lang python \
+  --exclude 'python3.*/test/*' --exclude 'python3.*/*/test/*' --exclude 'python3.*/*/tests/*' \
+  --exclude 'python3.*/*/idle_test/*'
+python recipes/default-model/corpus_mix.py data/default-corpus-2
+# Warm-started from the model above, one thread (the other core served the session's other work).
+codelstm train --data data/default-corpus-2 --init default --out runs/default-usage --minutes 125 --lanes 64 \
+  --seq-len 128 --lr 1e-3 --warmup 150 --eval-interval 1000 --eval-bytes 300000 --half --threads 1 --no-report
