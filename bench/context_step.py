@@ -4,9 +4,7 @@ LSTM alone, with the document's context models, and with a workspace, interleave
     python bench/context_step.py [--mode token|line] [--keystrokes 30] [--threads 1]
 
 Prints per setting the median time of a request, the search steps it ran, and the time spent building the
-request's context view and mixing (`DocumentMixer.mix`) per request. "Lookups beside the step" is the
-engine's `context_thread`: the context lookups run on a second thread during the LSTM step, so the mix
-time of those rows leaves them out (a second idle core is what makes them free).
+request's context view and mixing (`DocumentMixer.mix`) per request.
 """
 
 from __future__ import annotations
@@ -82,11 +80,8 @@ def main() -> None:
     weights = MixerWeights.load(DEFAULT_MODEL)
     workspace = ContextIndex.build("\0".join(texts[4:]).encode()[:args.workspace_kb << 10], weights.config)
     doc = max(texts[:4], key=len)
-    settings = {"LSTM alone": (None, None, False), "+ document": (weights, None, False),
-                "+ document, lookups beside the step": (weights, None, True),
-                "+ workspace": (weights, workspace, False), "+ workspace, lookups beside the step": (weights, workspace, True)}
-    engines = {name: InferenceEngine(model, StateCache(), mixer=mixer, context_thread=beside)
-               for name, (mixer, _, beside) in settings.items()}
+    settings = {"LSTM alone": (None, None), "+ document": (weights, None), "+ workspace": (weights, workspace)}
+    engines = {name: InferenceEngine(model, StateCache(), mixer=mixer) for name, (mixer, _) in settings.items()}
     timers = Timers()
     pos = len(doc) // 2
     spec = SearchSpec(mode=args.mode)

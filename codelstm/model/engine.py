@@ -18,17 +18,12 @@ With mixer weights (the checkpoint's mixer.json), every search mixes the context
 read (and the request's workspace) into the LSTM's distribution (docs/context.md). A document's context
 index is kept in the state cache beside its states and rebuilt only when the bytes it does not cover
 grow past `CONTEXT_REINDEX`; those recent bytes get a small index of their own per request.
-With `context_thread`, a step's context lookups run on a second thread while the LSTM steps the same
-beams (they depend on the beams' bytes only): the LSTM kernel releases the GIL, so on a machine with a
-spare core the lookups cost the request little more than the step itself.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import torch
@@ -91,30 +86,6 @@ class Job:
         return self.search.progress() if self.search is not None and not self.done else None
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _context_pool() -> ThreadPoolExecutor:
-    """One thread for the context lookups of every engine in the process (a step waits for its own)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(1, thread_name_prefix="codelstm-context")
-        return _POOL
-
-
-def _contexts_ahead(searches: list[Search]) -> list:
-    """Each search's `context_ahead()`, or the exception it raised (which fails that search alone)."""
-    out: list = []
-    for search in searches:
-        try:
-            out.append(search.context_ahead())
-        except Exception as e:  # noqa: BLE001 - one job's failure must not fail its batch-mates
-            out.append(e)
-    return out
-
-
 def cut_cold_prefix(prefix: bytes, cap: int) -> bytes:
     """The last `cap` bytes, starting at a line start when one is near, so the model starts cleanly."""
     if len(prefix) <= cap:
@@ -128,10 +99,9 @@ class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
                  step_onednn: bool = False, prefill_wait_s: float = 0.1, store_every: int = STORE_EVERY,
-                 name: str = "model", mixer: MixerWeights | None = None, context_thread: bool = False) -> None:
+                 name: str = "model", mixer: MixerWeights | None = None) -> None:
         self.model = model.eval()
         self.mixer = mixer  # None: the LSTM alone
-        self.context_thread = context_thread  # context lookups beside the LSTM step (a second core pays)
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
         self._onednn_from = None if not sequence_onednn else 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM
         self.step_onednn = step_onednn
@@ -185,30 +155,16 @@ class InferenceEngine:
         rows (as `generate.step_searches`, with each job's rules guarded so a failing one fails alone)."""
         searches = [j.search for j in jobs]
         rows = sum(len(s.pending) for s in searches)
-        mixing = [i for i, s in enumerate(searches) if s.mixer is not None]
-        ahead = _context_pool().submit(_contexts_ahead, [searches[i] for i in mixing]) \
-            if mixing and self.context_thread else None
-        try:
-            with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
-                inputs = torch.cat([s.pending for s in searches]).to(self.model.device)
-                state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
-                logits, new_state = self.model.step(inputs, state)
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        finally:
-            if ahead is not None:  # the searches are used again only once the lookups have let go of them
-                wait([ahead])
-        contexts: list = [None] * len(searches)
-        if ahead is not None:
-            for i, context in zip(mixing, ahead.result()):
-                contexts[i] = context
+        with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
+            inputs = torch.cat([s.pending for s in searches]).to(self.model.device)
+            state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
+            logits, new_state = self.model.step(inputs, state)
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         offset = 0
-        for job, search, context in zip(jobs, searches, contexts):
+        for job, search in zip(jobs, searches):
             k = len(search.pending)
             try:
-                if isinstance(context, Exception):
-                    raise context
-                search.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state),
-                               context=context)
+                search.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state))
                 if search.done:
                     self._finish(job)
             except Exception as e:  # noqa: BLE001

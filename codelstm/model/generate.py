@@ -230,25 +230,14 @@ class Search:
 
     # -- one step ----------------------------------------------------------------------------
 
-    def context_ahead(self) -> list | None:
-        """The context models' view of the live beams, which the next `advance` mixes in (None: no mixer).
-
-        Depends on the beams' bytes only, not on the LSTM's output, so it may be computed on another thread
-        while the LSTM steps these beams; nothing else uses this search meanwhile."""
-        if self.mixer is None or self.done:
-            return None
-        return self.mixer.view.predict_many([beam.data for beam in self.beams])
-
-    def advance(self, logprobs: torch.Tensor, state: State | None = None, expand_state: bool = False,
-                context: list | None = None) -> None:
-        """Take (k, 256) log-probs for the k live beams (and their new state); choose the next bytes.
-        `context`: this step's `context_ahead()`, when it was computed beside the LSTM step."""
+    def advance(self, logprobs: torch.Tensor, state: State | None = None, expand_state: bool = False) -> None:
+        """Take (k, 256) log-probs for the k live beams (and their new state); choose the next bytes."""
         if state is not None:
             self.state = state
         spec = self.spec
         logprobs = logprobs.float()
         if self.mixer is not None:  # one distribution everywhere: the LSTM's mixed with the context models'
-            mixed = self.mixer.mix([beam.data for beam in self.beams], logprobs.cpu().numpy(), context)
+            mixed = self.mixer.mix([beam.data for beam in self.beams], logprobs.cpu().numpy())
             logprobs = torch.from_numpy(mixed).float()
         sampling = spec.temperature is not None
         candidates = self._sample(logprobs) if sampling else self._best(logprobs)

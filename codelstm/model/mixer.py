@@ -255,15 +255,12 @@ class DocumentMixer:
         """Mixed probabilities (256,) after document + generated, from the LSTM's log-probabilities there."""
         return np.exp(self.mix([generated], lstm_logprobs.reshape(1, -1)))[0]
 
-    def mix(self, generated: list[bytes], lstm_logprobs: np.ndarray, predictions: list | None = None) -> np.ndarray:
+    def mix(self, generated: list[bytes], lstm_logprobs: np.ndarray) -> np.ndarray:
         """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities.
 
         The same sum as `mix_distribution`, for all beams at once: each beam's weights in plain Python
-        (a dozen numbers), every context model's followers added in one `bincount`. `predictions`: the
-        view's `predict_many(generated)` when the caller computed it already (while the LSTM stepped)."""
+        (a dozen numbers), every context model's followers added in one `bincount`."""
         k = len(generated)
-        if predictions is None:
-            predictions = self.view.predict_many(generated)
         probs = np.exp(np.asarray(lstm_logprobs, dtype=np.float64))
         probs /= probs.sum(axis=1, keepdims=True)
         tops = probs.max(axis=1).tolist()
@@ -275,7 +272,7 @@ class DocumentMixer:
         lstm_weight = np.empty(k)
         slots: list[int] = []
         amounts: list[float] = []
-        for r, (g, p) in enumerate(zip(generated, predictions)):
+        for r, (g, p) in enumerate(zip(generated, self.view.predict_many(generated))):
             previous = g[-1] if g else doc_last
             s = _selector(previous)
             table = logits[s]

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Hashable
 
 import torch
 
-from codelstm.cpu import available_cpus, default_threads
+from codelstm.cpu import default_threads
 from codelstm.model import CheckpointError, load_checkpoint
 from codelstm.model.cache import StateCache
 from codelstm.model.engine import EngineRequest, InferenceEngine
@@ -100,16 +100,8 @@ class CompletionService:
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
                                  sequence_onednn=self.settings.onednn_prefill or bfloat16,
                                  step_onednn=self.settings.onednn or bfloat16,
-                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name, mixer=mixer,
-                                 context_thread=self.context_thread())
+                                 prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name, mixer=mixer)
         return LoadedModel(name, path, config, engine, context)
-
-    def context_thread(self) -> bool:
-        """Context lookups beside the LSTM step need a core of their own to pay: on one CPU they would
-        only take turns with the step."""
-        if self.settings.context_thread is None:
-            return available_cpus() >= 2
-        return self.settings.context_thread
 
     def compute_dtype(self) -> torch.dtype:
         """bfloat16 where oneDNN has native kernels for it (AVX-512 BF16, AMX): on the 2-core VM a

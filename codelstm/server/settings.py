@@ -57,8 +57,6 @@ class ServerSettings(BaseSettings):
     # context models mixed into completions (docs/context.md): auto = workspace when the model has a
     # mixer.json, else none; document = over the text read only; document/workspace need a mixer.json
     context: Literal["auto", "none", "document", "workspace"] = "auto"
-    # context lookups on a second thread while the LSTM steps the same beams; None: when 2+ CPUs are available
-    context_thread: bool | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"  # codelstm's and uvicorn's loggers
     log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/deploy.md lists the keys)
 
