@@ -28,6 +28,7 @@ from codelstm.model.generate import Progress
 log = logging.getLogger("codelstm.batcher")
 
 RESTART_DELAY_S = 1.0  # a dead worker is restarted after this pause (readiness says 503 meanwhile)
+COMPANY_MEMORY_S = 1.0  # a lone request waits for company only this soon after the worker last had some
 
 
 class Overloaded(Exception):
@@ -93,6 +94,7 @@ class Batcher:
         self._active: list[_Item] = []
         self._cond = threading.Condition()
         self._running = False
+        self._last_company = -COMPANY_MEMORY_S  # when a round last had more than one request
         self._thread: threading.Thread | None = None
         self._supervisor: threading.Thread | None = None
 
@@ -213,16 +215,21 @@ class Batcher:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _admit(self) -> None:
-        """Move queued requests into the active set (under the lock), waiting a window for company."""
+        """Move queued requests into the active set (under the lock). A request that arrives to an idle
+        worker waits a window for company, but only while clients have lately come together: a lone
+        typist would wait every keystroke for nobody, and under load latecomers join the next round."""
         with self._cond:
             while self._running and not self._incoming and not self._active:
                 self._cond.wait()
-            if self._incoming and not self._active and self.window_s > 0:
+            if self._incoming and not self._active and self.window_s > 0 \
+                    and time.monotonic() - self._last_company < COMPANY_MEMORY_S:
                 self._cond.wait(timeout=self.window_s)
             while self._incoming and len(self._active) < self.max_batch:
                 item = self._incoming.popleft()
                 item.engine = self.engine
                 self._active.append(item)
+            if len(self._active) > 1:
+                self._last_company = time.monotonic()
 
     def _loop(self) -> None:
         while self._running:

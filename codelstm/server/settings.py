@@ -35,7 +35,7 @@ class ServerSettings(BaseSettings):
     admin_key: str | None = None  # needed for /v1/model/reload; unset: reload disabled
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger bodies get 413
     max_queue: int = Field(256, ge=1)  # requests waiting or running; more get 503
-    batch_window_ms: float = Field(2.0, ge=0.0)  # how long a lone request waits for company
+    batch_window_ms: float = Field(2.0, ge=0.0)  # how long a lone request waits for company (if clients came together lately)
     max_batch: int = Field(64, ge=1)  # requests advanced together
     request_timeout_s: float = Field(10.0, gt=0)  # deadline per request
     supersede: bool = True  # a new request with the same document_id (and key) replaces the older one in flight
