@@ -101,7 +101,9 @@ def key_layout(config: ContextConfig) -> tuple[int, int]:
 def context_keys(hashes: np.ndarray, model: int, config: ContextConfig) -> np.ndarray:
     """Model-tagged keys (`key_layout`) of an array of context hashes."""
     shift, mask = key_layout(config)
-    return (hashes & np.uint64(mask)) | np.uint64(model << shift)
+    keys = hashes & np.uint64(mask)
+    keys |= np.uint64(model << shift)  # in place: an index build tags millions of keys
+    return keys
 
 
 def hash_bytes(context: bytes) -> int:
