@@ -138,10 +138,9 @@ class ContextView:
         k = len(generated)
         models = len(self._lengths) + 1
         tags, mask = self._tags, self._mask
-        # one query per (beam, model with a context there): its key, followers so far, latest position, in text
-        q_beam: list[int] = []
-        q_model: list[int] = []
-        q_key: list[int] = []
+        # one query per (beam, model with a context there): (beam, model, key), its followers so far and where
+        # the latest sits (-1: none yet), found in the beam's bytes first, then in each index in turn
+        queries: list[tuple[int, int, int]] = []
         rows: list[list[int]] = []
         latest: list[int] = []
         for b, (i, hashes, ident, _) in enumerate(prepared):
@@ -152,18 +151,20 @@ class ContextView:
                     break
                 row, where = self._scan(n, g, False) if scan else ([], -1)
                 scan = scan and where >= 0
-                q_beam.append(b), q_model.append(m), q_key.append(tags[m] | (hashes[n] & mask))
-                rows.append(row), latest.append(where)
+                queries.append((b, m, tags[m] | (hashes[n] & mask)))
+                rows.append(row)
+                latest.append(where)
             if ident:
                 row, where = self._scan(ident, g, True) if g else ([], -1)
-                q_beam.append(b), q_model.append(models - 1), q_key.append(tags[-1] | (hashes[ident] & mask))
-                rows.append(row), latest.append(where)
-        in_text = [True] * len(q_key)
+                queries.append((b, models - 1, tags[-1] | (hashes[ident] & mask)))
+                rows.append(row)
+                latest.append(where)
+        in_text = [True] * len(queries)  # whether the latest is in the text (document + beam), not the workspace
         for source, text in self._searched:
-            need = [q for q in range(len(q_key)) if len(rows[q]) < recent or latest[q] < 0]
+            need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
             if not need:
                 break
-            got = source.lookup([q_key[q] for q in need], [recent - len(rows[q]) for q in need])
+            got = source.lookup([queries[q][2] for q in need], [recent - len(rows[q]) for q in need])
             for q, hit in zip(need, got):
                 if hit is not None:
                     row, where = hit
@@ -172,7 +173,7 @@ class ContextView:
                     rows[q] += row
         followers = [[[] for _ in range(models)] for _ in range(k)]
         hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
-        for b, m, row, where, here in zip(q_beam, q_model, rows, latest, in_text):
+        for (b, m, _), row, where, here in zip(queries, rows, latest, in_text):
             followers[b][m] = row
             if where >= 0 and m < models - 1:  # orders ascend: the last hit is the longest context
                 hits[b] = (self._lengths[m], here, where)
