@@ -99,11 +99,12 @@ def key_layout(config: ContextConfig) -> tuple[int, int]:
 
 
 def context_keys(hashes: np.ndarray, model: int, config: ContextConfig) -> np.ndarray:
-    """Model-tagged keys (`key_layout`) of an array of context hashes."""
+    """Model-tagged keys (`key_layout`) of an array of context hashes, written over it (an index build tags
+    millions of fresh hashes: no copy)."""
     shift, mask = key_layout(config)
-    keys = hashes & np.uint64(mask)
-    keys |= np.uint64(model << shift)  # in place: an index build tags millions of keys
-    return keys
+    hashes &= np.uint64(mask)
+    hashes |= np.uint64(model << shift)
+    return hashes
 
 
 def hash_bytes(context: bytes) -> int:

@@ -53,7 +53,7 @@ def test_the_same_bytes_as_contexts_of_two_models_are_looked_up_apart():
 
     order2, ident = CONFIG.orders.index(2), len(CONFIG.orders)
     h = np.array([hash_bytes(b"ab")], dtype=np.uint64)
-    assert context_keys(h, order2, CONFIG)[0] != context_keys(h, ident, CONFIG)[0]
+    assert context_keys(h.copy(), order2, CONFIG)[0] != context_keys(h.copy(), ident, CONFIG)[0]
     workspace = ContextIndex.build(b"zab1 ab2 \0", CONFIG)
     doc = b"q ab"
     bulk = document_predictions(doc + b"!", CONFIG, workspace)
