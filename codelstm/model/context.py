@@ -170,22 +170,20 @@ class ContextIndex:
         base = max(0, start - max(max(config.orders), config.identifier_max) - 1)
         part = data[base:] if base else data
         hashes = TextHashes(part)
-        ends = np.arange(len(part))
-        indexed = ends >= start - base
         contexts = context_starts(part, config)
-        valid = [(starts >= 0) & indexed for starts in contexts]
-        total = sum(int(v.sum()) for v in valid)
+        first = start - base  # the first indexed position of `part`
+        indexed = [first + np.flatnonzero(starts[first:] >= 0) for starts in contexts]  # per model, ascending
         # 12 bytes per entry; the model's number in a key's top bits makes each model's sorted entries one
         # block of the whole, in model order: sorting per model and placing the blocks sorts everything
-        keys = np.empty(total, dtype=np.uint64)
-        positions = np.empty(total, dtype=np.int32)
+        keys = np.empty(sum(len(ends) for ends in indexed), dtype=np.uint64)
+        positions = np.empty(len(keys), dtype=np.int32)
         at = 0
-        for m, (starts, ok) in enumerate(zip(contexts, valid)):
-            model_keys = context_keys(hashes.slices(starts[ok], ends[ok]), m, config)
+        for m, (starts, ends) in enumerate(zip(contexts, indexed)):
+            model_keys = context_keys(hashes.slices(starts[ends], ends), m, config)
             order = np.argsort(model_keys, kind="stable")
             size = len(order)
             keys[at:at + size] = model_keys[order]
-            positions[at:at + size] = ends[ok][order] + base
+            positions[at:at + size] = ends[order] + base
             at += size
         return cls(data, config, keys, positions, start=start)
 
