@@ -19,7 +19,9 @@ position): nothing is carried from byte to byte, so a beam forks by remembering 
 
 `document_predictions` computes every position of a document at once (numpy, for evaluation and for
 fitting the mixer); `ContextIndex` holds a read-only history (a workspace, or a document's prefix)
-sorted by context hash for lookups.
+sorted by context key for lookups. A key is the context's hash tagged with its model (`context_keys`:
+the model's number in the top bits), so one sorted array serves every model and a search step looks up
+all its (beam, model) contexts in one search per index.
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ class TextHashes:
         return (self.sums[ends] - self.sums[starts]) * self.forward[ends - 1]
 
 
+def key_layout(config: ContextConfig) -> tuple[int, int]:
+    """(shift, mask) of a model-tagged key: model m's key of hash h is (m << shift) | (h & mask).
+
+    The top bits say the model, so the same bytes as an order-n context and as an identifier get different
+    keys and each model's entries are one block of the sorted keys; the rest is the hash modulo
+    2**shift (60 bits for 11 models: a polynomial hash modulo a power of two, like the full one)."""
+    shift = 64 - max(1, len(config.orders).bit_length())  # models: the orders and the identifier model
+    return shift, (1 << shift) - 1
+
+
+def context_keys(hashes: np.ndarray, model: int, config: ContextConfig) -> np.ndarray:
+    """Model-tagged keys (`key_layout`) of an array of context hashes, written over it (an index build tags
+    millions of fresh hashes: no copy)."""
+    shift, mask = key_layout(config)
+    hashes &= np.uint64(mask)
+    hashes |= np.uint64(model << shift)
+    return hashes
+
+
 def hash_bytes(context: bytes) -> int:
     """The hash `TextHashes.slices` gives these bytes, one context at a time (for incremental lookups)."""
     h = 0
@@ -127,43 +148,50 @@ def context_starts(data: bytes, config: ContextConfig) -> list[np.ndarray]:
 
 @dataclass
 class ContextIndex:
-    """A read-only history (a workspace's files, NUL-separated) sorted by context hash, per model.
+    """A read-only history (a workspace's files, NUL-separated) sorted by context key, all models in one.
 
-    For each model: `keys` (sorted hashes of the context before each position) and `positions` (where the
-    byte predicted by that context sits), positions ascending within equal keys, so the latest
-    occurrences of a context are the last entries of its range.
+    `keys` (sorted model-tagged keys, `context_keys`, of the context before each indexed position, for each
+    model) and `positions` (where the byte predicted by that context sits), positions ascending within equal
+    keys, so the latest occurrences of a context are the last entries of its range.
     """
 
     data: bytes
     config: ContextConfig
-    keys: list[np.ndarray] = field(default_factory=list)
-    positions: list[np.ndarray] = field(default_factory=list)
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     start: int = 0  # positions before this are not indexed (a document's recent part: `ContextView`)
 
     @classmethod
     def build(cls, data: bytes, config: ContextConfig, start: int = 0) -> "ContextIndex":
         """Index the positions start..len(data)-1 of `data` (their contexts may begin before `start`): O(len - start)."""
-        index = cls(data, config, start=start)
         # a context is at most this long, and an identifier run that begins before `base` is longer than the
         # identifier model's limit at every indexed position, so the slice from `base` gives the same contexts
         base = max(0, start - max(max(config.orders), config.identifier_max) - 1)
         part = data[base:] if base else data
         hashes = TextHashes(part)
-        ends = np.arange(len(part))
-        for starts in context_starts(part, config):
-            valid = (starts >= 0) & (ends >= start - base)
-            keys = hashes.slices(starts[valid], ends[valid])
-            order = np.argsort(keys, kind="stable")
-            index.keys.append(keys[order])
-            index.positions.append((ends[valid][order] + base).astype(np.int32))  # 12 bytes per entry with the key
-        return index
+        contexts = context_starts(part, config)
+        first = start - base  # the first indexed position of `part`
+        indexed = [first + np.flatnonzero(starts[first:] >= 0) for starts in contexts]  # per model, ascending
+        # 12 bytes per entry; the model's number in a key's top bits makes each model's sorted entries one
+        # block of the whole, in model order: sorting per model and placing the blocks sorts everything
+        keys = np.empty(sum(len(ends) for ends in indexed), dtype=np.uint64)
+        positions = np.empty(len(keys), dtype=np.int32)
+        at = 0
+        for m, (starts, ends) in enumerate(zip(contexts, indexed)):
+            model_keys = context_keys(hashes.slices(starts[ends], ends), m, config)
+            order = np.argsort(model_keys, kind="stable")
+            size = len(order)
+            keys[at:at + size] = model_keys[order]
+            positions[at:at + size] = ends[order] + base
+            at += size
+        return cls(data, config, keys, positions, start=start)
 
     @property
     def nbytes(self) -> int:
         """Memory held: its text (when it indexes all of it) and 12 bytes per indexed (model, position)."""
         text = len(self.data) if self.start == 0 else 0  # a recent-part index shares its document's text
-        return text + sum(k.nbytes + p.nbytes for k, p in zip(self.keys, self.positions))
+        return text + self.keys.nbytes + self.positions.nbytes
 
 
 EMPTY = -1  # no prediction in this slot
@@ -221,7 +249,7 @@ def document_predictions(doc: bytes, config: ContextConfig, workspace: ContextIn
     for m, starts in enumerate(context_starts(doc, config)):
         table = np.full((n, recent), EMPTY, dtype=np.int16)
         valid = np.flatnonzero(starts >= 0)
-        keys = hashes.slices(starts[valid], ends[valid])
+        keys = context_keys(hashes.slices(starts[valid], ends[valid]), m, config)  # as an index would hold them
         order = np.argsort(keys, kind="stable")  # positions ascending within a key
         sorted_keys, sorted_pos = keys[order], valid[order]
         rank = np.empty(len(valid), dtype=np.int64)
@@ -239,8 +267,8 @@ def document_predictions(doc: bytes, config: ContextConfig, workspace: ContextIn
             found[ok] += 1
             if j == 0:
                 latest[ok] = pos
-        if workspace is not None and len(workspace.keys[m]):
-            wk, wp = workspace.keys[m], workspace.positions[m]
+        if workspace is not None and len(workspace.keys):
+            wk, wp = workspace.keys, workspace.positions
             hi = np.searchsorted(wk, keys, side="right")
             lo = np.searchsorted(wk, keys, side="left")
             for j in range(recent):

@@ -11,9 +11,11 @@ these bytes" from three places, latest occurrences first:
 - the workspace's own index.
 
 The answer is the same as the bulk one at that position (a test checks it byte for byte), so evaluation,
-search and serving share one definition. `predict` is called once per beam per search step, so it is
-written for speed: one hash pass for every context length, and longer orders are skipped once a shorter
-one has no occurrence (a longer context cannot occur where its own suffix does not).
+search and serving share one definition. `predict_many` is called once per search step for all beams, so
+it is written for speed: one hash pass for every context length, every (beam, model) context looked up in
+each index with one search (an index holds all models' keys in one sorted array), and the beam's own bytes
+scanned for longer orders only while a shorter one occurred there (a longer context cannot occur where its
+own suffix does not).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codelstm.model.cache import common_prefix_length
-from codelstm.model.context import EMPTY, HASH_MULTIPLIER, MATCH_CAP, ContextConfig, ContextIndex, _IDENT
+from codelstm.model.context import EMPTY, HASH_MULTIPLIER, MATCH_CAP, ContextConfig, ContextIndex, _IDENT, key_layout
 
 _MASK = (1 << 64) - 1
 _IDENT_LIST = _IDENT.tolist()
@@ -50,7 +52,7 @@ class PositionPrediction:
 
 
 class _Source:
-    """One index's arrays, ready for scalar lookups."""
+    """One index's arrays, ready for a step's lookups."""
 
     def __init__(self, index: ContextIndex, limit: int | None = None) -> None:
         self.keys = index.keys
@@ -58,29 +60,33 @@ class _Source:
         self.data = np.frombuffer(index.data, dtype=np.uint8)
         self.limit = limit  # only positions below this count (None: all)
 
-    def lookup(self, model: int, hashes: list[int], wanted: list[int]) -> list[tuple[list[int], int]]:
-        """Per context hash: its followers (latest first, at most that query's `wanted`) and the latest one's
-        position (-1: no occurrence at all, however many were wanted). One search for all queries."""
-        keys = self.keys[model]
-        out: list[tuple[list[int], int]] = [([], -1)] * len(hashes)
-        if not len(keys):
+    def lookup(self, keys: list[int], wanted: list[int]) -> list[tuple[list[int], int] | None]:
+        """Per model-tagged context key: its followers (latest first, at most that query's `wanted`) and the
+        latest one's position, or None for no occurrence at all. One search for all queries of all models."""
+        index_keys = self.keys
+        out: list[tuple[list[int], int] | None] = [None] * len(keys)
+        if not len(index_keys):
             return out
-        needles = np.array(hashes, dtype=np.uint64)
-        lo = keys.searchsorted(needles, "left")
-        found = keys[np.minimum(lo, len(keys) - 1)] == needles  # most lookups miss: those search once
+        needles = np.array(keys, dtype=np.uint64)
+        lo = index_keys.searchsorted(needles, "left")
+        found = index_keys[np.minimum(lo, len(index_keys) - 1)] == needles  # most lookups miss: those search once
         if not found.any():
             return out
         rows = np.flatnonzero(found)
-        hi = keys.searchsorted(needles[rows], "right")
-        positions = self.positions[model]
-        for q, start, end in zip(rows.tolist(), lo[rows].tolist(), hi.tolist()):
-            if self.limit is not None:  # ascending within a key: drop those at or past the limit
-                end = start + int(positions[start:end].searchsorted(self.limit, "left"))
-                if end <= start:
-                    continue
-            latest = int(positions[end - 1])
-            take = wanted[q]
-            out[q] = (self.data[positions[max(start, end - take):end][::-1]].tolist() if take > 0 else [], latest)
+        lo = lo[rows]
+        hi = index_keys.searchsorted(needles[rows], "right")
+        positions = self.positions
+        if self.limit is not None:  # ascending within a key: drop those at or past the limit
+            for r, (start, end) in enumerate(zip(lo.tolist(), hi.tolist())):
+                hi[r] = start + int(positions[start:end].searchsorted(self.limit, "left"))
+        take = np.minimum(np.array(wanted)[rows], hi - lo)  # followers listed per query
+        back = np.arange(max(int(take.max()), 1))
+        at = hi[:, None] - 1 - back  # the latest entries of each range, latest first
+        listed = (self.data[positions[np.where(back < take[:, None], at, 0)]]).tolist()
+        latest = positions[np.maximum(hi - 1, 0)].tolist()
+        for q, row, count, where, there in zip(rows.tolist(), listed, take.tolist(), latest, (hi > lo).tolist()):
+            if there:
+                out[q] = (row[:count], where)
         return out
 
 
@@ -111,6 +117,8 @@ class ContextView:
         self._span = max(max(config.orders), config.identifier_max) + 1
         self._previous: dict[bytes, tuple] = {}  # the last predict_many's contexts, by beam bytes
         self._lengths = list(config.orders)
+        shift, self._mask = key_layout(config)
+        self._tags = [m << shift for m in range(len(self._lengths) + 1)]  # context_keys, one hash at a time
 
     @property
     def nbytes(self) -> int:
@@ -122,34 +130,57 @@ class ContextView:
         return self.predict_many([generated])[0]
 
     def predict_many(self, generated: list[bytes]) -> list[PositionPrediction]:
-        """`predict` for several beams: each index is searched once per model for all of them."""
+        """`predict` for several beams: each index is searched once for all their (beam, model) contexts."""
         cfg = self.config
+        recent = cfg.recent
         prepared = [self._contexts(g) for g in generated]  # (position, hash per context length, identifier length)
         self._previous = {g: p for g, p in zip(generated, prepared)}  # the next step's beams extend these
         k = len(generated)
-        followers = [[[] for _ in range(len(self._lengths) + 1)] for _ in range(k)]
-        hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
-        alive = list(range(k))  # beams whose shorter orders all occurred: a longer one may too
-        for m, n in enumerate(self._lengths):
-            queries = [(b, n, prepared[b][1][n]) for b in alive if n <= prepared[b][0]]
-            if not queries:
+        models = len(self._lengths) + 1
+        tags, mask = self._tags, self._mask
+        # one query per (beam, model with a context there): (beam, model, key), its followers so far and where
+        # the latest sits (-1: none yet), found in the beam's bytes first, then in each index in turn
+        queries: list[tuple[int, int, int]] = []
+        rows: list[list[int]] = []
+        latest: list[int] = []
+        for b, (i, hashes, ident, _) in enumerate(prepared):
+            g = generated[b]
+            scan = bool(g)  # the beam's own bytes; a longer context cannot occur there where its suffix does not
+            for m, n in enumerate(self._lengths):
+                if n > i:
+                    break
+                row, where = self._scan(n, g, False) if scan else ([], -1)
+                scan = scan and where >= 0
+                queries.append((b, m, tags[m] | (hashes[n] & mask)))
+                rows.append(row)
+                latest.append(where)
+            if ident:
+                row, where = self._scan(ident, g, True) if g else ([], -1)
+                queries.append((b, models - 1, tags[-1] | (hashes[ident] & mask)))
+                rows.append(row)
+                latest.append(where)
+        in_text = [True] * len(queries)  # whether the latest is in the text (document + beam), not the workspace
+        for source, text in self._searched:
+            need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
+            if not need:
                 break
-            rows, latest, in_text = self._collect(m, queries, generated, aligned=False)
-            alive = []
-            for (b, _, _), row, where, here in zip(queries, rows, latest, in_text):
-                followers[b][m] = row
-                if where >= 0:
-                    hits[b] = (n, here, where)
-                    alive.append(b)
-        queries = [(b, p[2], p[1][p[2]]) for b, p in enumerate(prepared) if p[2]]
-        if queries:
-            rows, _, _ = self._collect(len(self._lengths), queries, generated, aligned=True)
-            for (b, _, _), row in zip(queries, rows):
-                followers[b][-1] = row
+            got = source.lookup([queries[q][2] for q in need], [recent - len(rows[q]) for q in need])
+            for q, hit in zip(need, got):
+                if hit is not None:
+                    row, where = hit
+                    if latest[q] < 0:
+                        latest[q], in_text[q] = where, text
+                    rows[q] += row
+        followers = [[[] for _ in range(models)] for _ in range(k)]
+        hits: list[tuple[int, bool, int] | None] = [None] * k  # (order, in the text, follower position)
+        for (b, m, _), row, where, here in zip(queries, rows, latest, in_text):
+            followers[b][m] = row
+            if where >= 0 and m < models - 1:  # orders ascend: the last hit is the longest context
+                hits[b] = (self._lengths[m], here, where)
         out = []
         for b in range(k):
             match_byte, match_length = self._match(*hits[b], generated[b]) if hits[b] else (EMPTY, 0)
-            out.append(PositionPrediction(followers[b], match_byte, match_length, cfg.recent))
+            out.append(PositionPrediction(followers[b], match_byte, match_length, recent))
         return out
 
     def _contexts(self, generated: bytes) -> tuple[int, list[int], int, int]:
@@ -174,29 +205,6 @@ class ContextView:
             while raw < len(last) and _IDENT_LIST[last[-1 - raw]]:
                 raw += 1
         return i, hashes, raw if raw <= self.config.identifier_max else 0, raw
-
-    def _collect(self, model: int, queries: list[tuple[int, int, int]], generated: list[bytes],
-                 aligned: bool) -> tuple[list[list[int]], list[int], list[bool]]:
-        """For each (beam, context length, hash): the followers (latest first, at most `recent`), where the
-        latest sits (-1: none) and whether in the text (document + generated) rather than the workspace.
-        `aligned`: count only occurrences that start a name (the identifier model)."""
-        recent = self.config.recent
-        rows, latest = [], []
-        for b, n, _ in queries:
-            row, where = self._scan(n, generated[b], aligned) if generated[b] else ([], -1)
-            rows.append(row)
-            latest.append(where)
-        in_text = [True] * len(queries)
-        for source, text in self._searched:
-            need = [q for q in range(len(queries)) if len(rows[q]) < recent or latest[q] < 0]
-            if not need:
-                break
-            got = source.lookup(model, [queries[q][2] for q in need], [recent - len(rows[q]) for q in need])
-            for q, (row, where) in zip(need, got):
-                if where >= 0 and latest[q] < 0:
-                    latest[q], in_text[q] = where, text
-                rows[q] += row
-        return rows, latest, in_text
 
     def _scan(self, n: int, generated: bytes, aligned: bool) -> tuple[list[int], int]:
         """Occurrences of the last `n` bytes whose follower is one of the beam's bytes (in doc[-n-1:] +

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from codelstm.model import load_checkpoint
-from codelstm.model.context import EMPTY, ContextConfig, ContextIndex, document_predictions, hash_bytes, TextHashes
+from codelstm.model.context import (EMPTY, ContextConfig, ContextIndex, context_keys, document_predictions, hash_bytes,
+                                    TextHashes)
 from codelstm.model.mixer import (MixerWeights, bits, gather_evidence, mix_distribution, mixed_target_probability,
                                   lstm_buckets, selector_of)
 from codelstm.training.mixer_fit import fit_logits
@@ -43,6 +44,25 @@ def test_slice_hashes_depend_on_content_only():
     got = hashes.slices(np.array([a, b]), np.array([a + 12, b + 12]))
     assert got[0] == got[1] == np.uint64(hash_bytes(b"return value"))
     assert hashes.slices(np.array([0]), np.array([3]))[0] != got[0]
+
+
+def test_the_same_bytes_as_contexts_of_two_models_are_looked_up_apart():
+    """One sorted array holds every model's keys: `ab` as an order-2 context (after `zab1` and ` ab2`) and
+    as the identifier typed so far (only ` ab2` starts a name with it) must not see each other's followers."""
+    from codelstm.model.context_view import ContextView
+
+    order2, ident = CONFIG.orders.index(2), len(CONFIG.orders)
+    h = np.array([hash_bytes(b"ab")], dtype=np.uint64)
+    assert context_keys(h.copy(), order2, CONFIG)[0] != context_keys(h.copy(), ident, CONFIG)[0]
+    workspace = ContextIndex.build(b"zab1 ab2 \0", CONFIG)
+    doc = b"q ab"
+    bulk = document_predictions(doc + b"!", CONFIG, workspace)
+    assert [int(b) for b in bulk.next_bytes[order2][len(doc)] if b != EMPTY] == [ord("2"), ord("1")]
+    assert [int(b) for b in bulk.next_bytes[ident][len(doc)] if b != EMPTY] == [ord("2")]
+    for cut, index in ((4, None), (4, ContextIndex.build(doc, CONFIG)), (2, ContextIndex.build(doc[:2], CONFIG))):
+        view = ContextView(CONFIG, doc[:cut], index, workspace).predict(doc[cut:])
+        assert view.followers[order2] == [ord("2"), ord("1")], cut
+        assert view.followers[ident] == [ord("2")], cut
 
 
 @pytest.mark.parametrize("with_workspace", [False, True])
