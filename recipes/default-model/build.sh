@@ -49,3 +49,14 @@ python recipes/default-model/corpus_mix.py data/default-corpus-2
 # Warm-started from the model above, one thread (the other core served the session's other work).
 codelstm train --data data/default-corpus-2 --init default --out runs/default-usage --minutes 125 --lanes 64 \
   --seq-len 128 --lr 1e-3 --warmup 150 --eval-interval 1000 --eval-bytes 300000 --half --threads 1 --no-report
+# Size check before that run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
+# scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
+# given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py
+# --hidden 384|512 --lanes 32 --threads 1: best of alternating runs 12,137 vs 6,128 chars/s, ratio 0.505).
+# Then both on the unseen-package set, LSTM alone (BENCHMARKS.md, "Model size at equal CPU time").
+#   codelstm train --data data/default-corpus-2 --out runs/size-384x2 --minutes 10 --hidden 384 --layers 2 --embed 64 \
+#     --lanes 32 --seq-len 128 --lr 2e-3 --warmup 200 --eval-interval 100000 --eval-bytes 300000 --half --threads 1 --no-report
+#   codelstm train --data data/default-corpus-2 --out runs/size-512x2 --steps 630 --hidden 512 --layers 2 --embed 64 \
+#     --lanes 32 --seq-len 128 --lr 2e-3 --warmup 200 --eval-interval 100000 --eval-bytes 300000 --half --threads 1 --no-report
+#   codelstm eval --model runs/size-384x2 --data data/unseen --sample-files 0 --threads 1
+#   codelstm eval --model runs/size-512x2 --data data/unseen --sample-files 0 --threads 1
