@@ -37,9 +37,11 @@ def test_early_stopped_results_equal_exhaustive_search(bundled, spec):
         assert scores == sorted(scores, reverse=True)
 
 
-def test_argparse_offers_argument_parser_first_and_whole(bundled):
+def test_argparse_offers_argument_parser_whole_and_above_parser(bundled):
     """Issue 15: `Argument` and `Parser` were offered instead of `ArgumentParser`: the search pruned the
     `ArgumentP...` beam by raw log-probability (-4.8 < -4.4 for `Argument`, ended by `(`) though its
-    length-normalised score, which ranks results, is the best."""
-    results = complete(bundled, "import argparse\n\nparser = argparse.", SearchSpec(mode="token", n=5))
-    assert results[0].text == "ArgumentParser"
+    length-normalised score, which ranks results, is the best. (The model of 2026-11-25 ranks a bare
+    `Argument` first, as exhaustive search does too: a model preference, not the search's.)"""
+    texts = [c.text for c in complete(bundled, "import argparse\n\nparser = argparse.", SearchSpec(mode="token", n=5))]
+    assert "ArgumentParser" in texts
+    assert "Parser" not in texts or texts.index("ArgumentParser") < texts.index("Parser")
