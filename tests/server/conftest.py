@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import torch
 
+from codelstm.model import load_checkpoint
+from codelstm.model.engine import InferenceEngine
+from codelstm.model.network import native_bfloat16
 from tests.conftest import running_server
 
 API_KEY = "test-key"
@@ -15,6 +19,15 @@ ADMIN_KEY = "admin-key"
 def server(tiny_model):
     with running_server(tiny_model, api_keys=API_KEY, admin_key=ADMIN_KEY, max_body_bytes="65536") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model) -> InferenceEngine:
+    """The engine as the server builds it: bfloat16 where the CPU has it (rows independent of batch-mates)."""
+    model, _ = load_checkpoint(tiny_model)
+    if native_bfloat16():
+        model = model.to(torch.bfloat16)
+    return InferenceEngine(model, cache=None, step_onednn=model.dtype == torch.bfloat16, prefill_wait_s=0)
 
 
 @pytest.fixture

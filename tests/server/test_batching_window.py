@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-import torch
-
-from codelstm.model import load_checkpoint
-from codelstm.model.engine import EngineRequest, InferenceEngine
+from codelstm.model.engine import EngineRequest
 from codelstm.model.generate import SearchSpec
 from codelstm.server.batcher import COMPANY_MEMORY_S, Batcher
 
@@ -17,13 +13,8 @@ WINDOW_S = 0.4  # far longer than a tiny model's token completion, so a wait sho
 REQUEST = EngineRequest(b"def func", SearchSpec(mode="token", n=2, max_chars=8))
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model) -> InferenceEngine:
-    model, _ = load_checkpoint(tiny_model)
-    return InferenceEngine(model.to(torch.float32), cache=None, prefill_wait_s=0)
-
-
 def test_a_lone_request_does_not_wait_the_window_but_one_after_concurrent_traffic_does(engine):
+    """`engine`: tests/server/conftest.py, as the server builds it."""
     async def scenario():
         batcher = Batcher(engine, window_s=WINDOW_S)
         batcher.start()

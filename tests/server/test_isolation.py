@@ -13,10 +13,8 @@ import time
 import pytest
 import torch
 
-from codelstm.model import load_checkpoint
-from codelstm.model.engine import EngineRequest, InferenceEngine
+from codelstm.model.engine import EngineRequest
 from codelstm.model.generate import SearchSpec
-from codelstm.model.network import native_bfloat16
 from codelstm.server.batcher import Batcher, JobFailed
 
 GOOD = [
@@ -27,15 +25,6 @@ GOOD = [
 ]
 FAILS_STARTING_SEARCH = EngineRequest(b"def f(x):\n    return ", SearchSpec(stop=("\ud800",)))  # cannot be encoded
 FAILS_SAMPLING = EngineRequest(b"def f(x):\n    return ", SearchSpec(temperature=1e-45, n=2))  # multinomial raises
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model) -> InferenceEngine:
-    """The engine as the server builds it: bfloat16 where the CPU has it (rows independent of batch-mates)."""
-    model, _ = load_checkpoint(tiny_model)
-    if native_bfloat16():
-        model = model.to(torch.bfloat16)
-    return InferenceEngine(model, cache=None, step_onednn=model.dtype == torch.bfloat16, prefill_wait_s=0)
 
 
 def outcome(result):
