@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def server(model: str | None = None, **settings: str) -> Iterator[str]:
     """A real `codelstm serve` on loopback with CODELSTM_<KEY>=value settings; yields its base URL."""
     env = {**os.environ, **{f"CODELSTM_{k.upper()}": str(v) for k, v in settings.items()}}
+    if model and Path(model).exists():  # a folder named from where the script was run (the server runs in ROOT)
+        model = str(Path(model).resolve())
     args = ["--log-level", "warning", *(["--model", model] if model else [])]
     with serve_process(*args, env=env, cwd=ROOT, ready_timeout_s=120) as (url, _):
         yield url

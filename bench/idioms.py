@@ -1,6 +1,6 @@
 """First-minute idiom probes through HTTP: is a right name first / among the five? (issue 15)
 
-Usage: python bench/idioms.py [--model PATH | --url URL] [--api-key KEY] [--data FILE] [--misses]
+Usage: python bench/idioms.py [--model PATH | --url URL] [--api-key KEY] [--data FILE] [--beam-width N] [--misses]
 
 Each probe of `bench/data/idioms.json` is a short prefix that ends where a name starts (`x = np.`) and the
 set of names a developer would accept there. Every probe is one `POST /v1/complete` with `mode=token, n=5`
@@ -30,9 +30,9 @@ def load_probes(path: Path = DATA) -> list[dict]:
     return json.loads(path.read_text())["probes"]
 
 
-def offered(client: httpx.Client, prefix: str) -> list[str]:
-    """The five names the service offers after `prefix`, best first."""
-    r = client.post("/v1/complete", json={"prefix": prefix, "mode": "token", "n": 5})
+def offered(client: httpx.Client, prefix: str, beam_width: int | None = None) -> list[str]:
+    """The five names the service offers after `prefix`, best first (`beam_width` None: the server's choice)."""
+    r = client.post("/v1/complete", json={"prefix": prefix, "mode": "token", "n": 5, "beam_width": beam_width})
     r.raise_for_status()
     return [c["text"] for c in r.json()["completions"]]
 
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a running server instead of starting one")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--beam-width", type=int, default=None, help="beams per search (default: the server's)")
     parser.add_argument("--misses", action="store_true", help="print every probe whose first name is not right")
     args = parser.parse_args()
     probes = load_probes(args.data)
@@ -53,7 +54,7 @@ def main() -> None:
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
             model = client.get("/v1/model").json().get("name", "?")
             for probe in probes:
-                names = offered(client, probe["prefix"])
+                names = offered(client, probe["prefix"], args.beam_width)
                 accept = set(probe["accept"])
                 counts = by_family[probe["family"]]
                 counts[0] += 1
@@ -62,7 +63,7 @@ def main() -> None:
                 if not (names and names[0] in accept):
                     misses.append((probe["prefix"], names))
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}; server {url} (model {model}); "
-          f"{len(probes)} probes from {args.data.name}; mode=token n=5\n")
+          f"{len(probes)} probes from {args.data.name}; mode=token n=5 beam_width={args.beam_width or 'server'}\n")
     print("| family | probes | top-1 | top-5 |\n|---|---|---|---|")
     total = [0, 0, 0]
     for family, (n, top1, top5) in by_family.items():

@@ -101,6 +101,7 @@ class ContextView:
         # the part of the index that still holds: the document's start as far as the index's text agrees
         self.indexed = min(common_prefix_length(index.data, document), len(index.data)) if index is not None else 0
         self.workspace = workspace
+        self.workspace_bytes = len(workspace.data) if workspace is not None else 0  # the mixer's history term
         self._sources: list[_Source] = []  # the document's indexes, latest text first
         if len(document) > self.indexed:
             self.recent = ContextIndex.build(document, config, start=self.indexed)

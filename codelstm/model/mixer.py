@@ -1,15 +1,18 @@
 """The mixer: one next-byte distribution from the LSTM's and the context models' predictions.
 
-    p(b) = sum_m w_m p_m(b),   w_m = exp(a[c, m, k_m]) / sum_{m' present} exp(a[c, m', k_m'])
+    p(b) = sum_m w_m p_m(b),   w_m = exp(z_m) / sum_{m' present} exp(z_m'),   z_m = a[c, m, k_m] + h[t, m]
 
 over the models m present at this position (the LSTM always is; a context model is present when its
 context occurred before). Each p_m sums to 1 over the 256 bytes, so p does too. The weight of a model
-is selected by a small context: c, the class of the previous byte (identifier, blank, newline, other),
-and k_m, the model's own confidence bucket (for an order-n model: how many earlier occurrences it found
+is selected by small contexts: c, the class of the previous byte (identifier, blank, newline, other);
+k_m, the model's own confidence bucket (for an order-n model: how many earlier occurrences it found
 and how many of them agree with the latest; for the match model: the verified match length; for the
-LSTM: its largest probability). The logits `a` are fitted on a corpus (`fit_mixer` in training) and
-adapted online per document by the gradient of log p(actual byte), so a file whose context models
-are reliable comes to trust them more. docs/context.md has the derivation.
+LSTM: its largest probability); and t, how much history the context models have (document so far plus
+workspace, in bytes): a name seen once in a 100-byte file is weaker evidence than one seen once in 50 KB,
+and without t the context models echo a short prefix's few names into every completion. The logits `a`
+and `h` are fitted on a corpus (`fit_logits` in training); `a` is adapted online per document by the
+gradient of log p(actual byte), so a file whose context models are reliable comes to trust them more.
+docs/context.md has the derivation.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ BUCKETS = 18  # per model; the largest bucket count any model uses
 _COUNT_EDGES = np.array([1, 2, 3, 5, 9, 17])  # occurrences found: 1, 2, 3-4, 5-8, 9-16, 17+
 _MATCH_EDGES = np.array([1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49])  # verified match length buckets
 _LSTM_EDGES = np.array([0.0, 0.3, 0.5, 0.7, 0.85, 0.95])  # the LSTM's largest probability
+HISTORY_EDGES = (0, 128, 512, 2048, 8192, 32768)  # bytes of history the context models see (document + workspace)
 
 
 def selector_of(previous: np.ndarray) -> np.ndarray:
@@ -62,43 +66,61 @@ def lstm_buckets(top_probability: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(_LSTM_EDGES, top_probability, side="right") - 1, 0, len(_LSTM_EDGES) - 1)
 
 
+def history_buckets(history_bytes: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(HISTORY_EDGES), history_bytes, side="right") - 1
+
+
 @dataclass
 class MixerWeights:
-    """Fitted selection logits a[selector, model, bucket], the context models' settings, the online rate."""
+    """Fitted selection logits a[selector, model, bucket] and h[history bucket, model], the context models'
+    settings, the online rate."""
 
     config: ContextConfig = field(default_factory=ContextConfig)
     logits: np.ndarray | None = None  # (SELECTORS, models, BUCKETS); None: every model weighted alike
     online_rate: float = 0.02  # step size of the per-document adaptation (0: none)
     fitted_on: dict = field(default_factory=dict)  # what the logits were fitted on (provenance)
+    history_logits: np.ndarray | None = None  # (len(HISTORY_EDGES), models); None: history makes no difference
 
     def __post_init__(self) -> None:
+        models = len(self.config.model_names)
         if self.logits is None:
-            self.logits = np.zeros((SELECTORS, len(self.config.model_names), BUCKETS), dtype=np.float64)
-        expected = (SELECTORS, len(self.config.model_names), BUCKETS)
-        if self.logits.shape != expected:
-            raise ValueError(f"mixer logits have shape {self.logits.shape}, expected {expected}")
+            self.logits = np.zeros((SELECTORS, models, BUCKETS), dtype=np.float64)
+        if self.history_logits is None:
+            self.history_logits = np.zeros((len(HISTORY_EDGES), models), dtype=np.float64)
+        for name, array, expected in (("logits", self.logits, (SELECTORS, models, BUCKETS)),
+                                      ("history logits", self.history_logits, (len(HISTORY_EDGES), models))):
+            if array.shape != expected:
+                raise ValueError(f"mixer {name} have shape {array.shape}, expected {expected}")
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / MIXER_FILE
         path.write_text(json.dumps({
-            "format": "codelstm-mixer/1", "context": self.config.to_dict(), "online_rate": self.online_rate,
+            "format": "codelstm-mixer/2", "context": self.config.to_dict(), "online_rate": self.online_rate,
             "models": self.config.model_names, "fitted_on": self.fitted_on,
             "logits": np.round(self.logits, 5).tolist(),
+            "history_edges": list(HISTORY_EDGES), "history_logits": np.round(self.history_logits, 5).tolist(),
         }, indent=1) + "\n")
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> "MixerWeights | None":
-        """The mixer shipped beside a checkpoint, or None when it has none (the LSTM is then used alone)."""
+        """The mixer shipped beside a checkpoint, or None when it has none (the LSTM is then used alone).
+        A format-1 file (no history term) reads as history making no difference, which is what it computed."""
         path = Path(folder) / MIXER_FILE
         if not path.is_file():
             return None
         try:
             data = json.loads(path.read_text())
-            if data.get("format") != "codelstm-mixer/1":
+            history = None
+            if data.get("format") == "codelstm-mixer/2":
+                if tuple(data["history_edges"]) != HISTORY_EDGES:
+                    raise ValueError(f"history edges {data['history_edges']} differ from this version's "
+                                     f"{list(HISTORY_EDGES)}")
+                history = np.asarray(data["history_logits"], dtype=np.float64)
+            elif data.get("format") != "codelstm-mixer/1":
                 raise ValueError(f"unknown format {data.get('format')!r}")
             return cls(ContextConfig.from_dict(data["context"]), np.asarray(data["logits"], dtype=np.float64),
-                       float(data["online_rate"]), data.get("fitted_on", {}))
+                       float(data["online_rate"]), data.get("fitted_on", {}), history)
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path} is not a usable mixer: {e}") from None
 
@@ -111,12 +133,14 @@ class Evidence:
     bucket: np.ndarray  # (N, models) int64
     present: np.ndarray  # (N, models) bool
     selector: np.ndarray  # (N,) int64
+    history: np.ndarray  # (N,) int64: the history bucket
 
 
 def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: np.ndarray,
-                    lstm_top_probability: np.ndarray, config: ContextConfig) -> Evidence:
+                    lstm_top_probability: np.ndarray, config: ContextConfig, workspace_bytes: int = 0) -> Evidence:
     """Bulk evidence for a document, given the LSTM's log-probability of each actual byte and its largest
-    probability at each position (all the mixer needs of it, so no (N, 256) array is kept)."""
+    probability at each position (all the mixer needs of it, so no (N, 256) array is kept); `workspace_bytes`:
+    the size of the workspace the predictions also looked in."""
     n = len(doc)
     target = np.frombuffer(doc, dtype=np.uint8).astype(np.int64)
     models = len(config.model_names)
@@ -140,7 +164,8 @@ def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: n
     bucket[:, m] = match_buckets(predictions.match_length)
     present[:, m] = ok
     previous = np.concatenate(([-1], target[:-1])) if n else target
-    return Evidence(prob, bucket, present, selector_of(previous))
+    history = history_buckets(np.arange(n, dtype=np.int64) + workspace_bytes)
+    return Evidence(prob, bucket, present, selector_of(previous), history)
 
 
 def mixed_target_probability(weights: MixerWeights, evidence: Evidence, adapt: bool = True) -> np.ndarray:
@@ -152,7 +177,7 @@ def mixed_target_probability(weights: MixerWeights, evidence: Evidence, adapt: b
     logits = weights.logits
     rows = np.arange(len(weights.config.model_names))
     if not adapt or weights.online_rate == 0:
-        a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket]
+        a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket] + weights.history_logits[evidence.history]
         a = np.where(evidence.present, a, -np.inf)
         w = np.exp(a - a.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
@@ -164,6 +189,7 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
     """(p(actual byte) at every position, the logits after the last one), adapting as it goes:
     d log p / d a_m = w_m (p_m - p) / p for each model m present, one step of `online_rate` per byte."""
     logits = weights.logits.copy()
+    history = weights.history_logits
     rows = np.arange(len(weights.config.model_names))
     rate = weights.online_rate
     out = np.empty(len(evidence.selector))
@@ -171,7 +197,7 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
         m = rows[evidence.present[i]]
         k = evidence.bucket[i, m]
         s = evidence.selector[i]
-        a = logits[s, m, k]
+        a = logits[s, m, k] + history[evidence.history[i], m]
         w = np.exp(a - a.max())
         w /= w.sum()
         pm = evidence.target_probability[i, m]
@@ -181,11 +207,14 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
     return out, logits
 
 
-def mix_distribution(weights_logits: np.ndarray, config: ContextConfig, lstm_probs: np.ndarray, selector: int,
+def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: int, history_bytes: int,
                      lstm_bucket: int, tables: list[np.ndarray], match_byte: int, match_length: int) -> np.ndarray:
-    """The whole mixed distribution over 256 bytes at one position (what search and sampling use)."""
+    """The whole mixed distribution over 256 bytes at one position, from its definition (`DocumentMixer.mix`
+    is the fast form the search uses; a test holds them equal)."""
+    config, weights_logits = weights.config, weights.logits
+    h = weights.history_logits[int(history_buckets(np.array([history_bytes]))[0])]
     components = [lstm_probs.astype(np.float64)]
-    chosen = [weights_logits[selector, 0, lstm_bucket]]
+    chosen = [weights_logits[selector, 0, lstm_bucket] + h[0]]
     for m, row in enumerate(tables, start=1):
         row = row[row != EMPTY]
         if not len(row):
@@ -193,12 +222,13 @@ def mix_distribution(weights_logits: np.ndarray, config: ContextConfig, lstm_pro
         counts = np.bincount(row.astype(np.int64), minlength=256).astype(np.float64)
         components.append(counts / len(row))
         agree = int((row == row[0]).sum())
-        chosen.append(weights_logits[selector, m, count_buckets(np.array([len(row)]), np.array([agree]))[0]])
+        chosen.append(weights_logits[selector, m, count_buckets(np.array([len(row)]), np.array([agree]))[0]] + h[m])
     if match_byte != EMPTY:
         one_hot = np.zeros(256)
         one_hot[match_byte] = 1.0
         components.append(one_hot)
-        chosen.append(weights_logits[selector, len(config.model_names) - 1, match_buckets(np.array([match_length]))[0]])
+        m = len(config.model_names) - 1
+        chosen.append(weights_logits[selector, m, match_buckets(np.array([match_length]))[0]] + h[m])
     a = np.array(chosen)
     w = np.exp(a - a.max())
     w /= w.sum()
@@ -225,6 +255,7 @@ class DocumentMixer:
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
         self._table: tuple[list, np.ndarray] | None = None  # the logits as nested lists, and which array they are
+        self._history_table = weights.history_logits.tolist()  # fixed: online adaptation moves `logits` only
 
     @classmethod
     def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
@@ -247,8 +278,9 @@ class DocumentMixer:
         if self.weights.online_rate == 0:
             return
         evidence = gather_evidence(self.view.document, predictions, lstm_target_logprob, lstm_top_probability,
-                                   self.weights.config)
-        adapted = MixerWeights(self.weights.config, self.logits, self.weights.online_rate)
+                                   self.weights.config, self.view.workspace_bytes)
+        adapted = MixerWeights(self.weights.config, self.logits, self.weights.online_rate,
+                               history_logits=self.weights.history_logits)
         self.logits = adapt_logits(adapted, evidence)
 
     def distribution(self, generated: bytes, lstm_logprobs: np.ndarray) -> np.ndarray:
@@ -267,8 +299,10 @@ class DocumentMixer:
         if self._table is None or self._table[1] is not self.logits:  # nested lists: fast scalar reads
             self._table = (self.logits.tolist(), self.logits)
         logits = self._table[0]
+        history_table = self._history_table
         match_model = len(self.weights.config.model_names) - 1
         doc_last = self.view.document[-1] if self.view.document else -1
+        history_before = len(self.view.document) + self.view.workspace_bytes
         lstm_weight = np.empty(k)
         slots: list[int] = []
         amounts: list[float] = []
@@ -276,14 +310,15 @@ class DocumentMixer:
             previous = g[-1] if g else doc_last
             s = _selector(previous)
             table = logits[s]
-            chosen = [table[0][_lstm_bucket(tops[r])]]
+            h = history_table[bisect.bisect_right(HISTORY_EDGES, history_before + len(g)) - 1]
+            chosen = [table[0][_lstm_bucket(tops[r])] + h[0]]
             rows: list[list[int]] = []
             for m, row in enumerate(p.followers, start=1):
                 if row:
-                    chosen.append(table[m][_count_bucket(len(row), row.count(row[0]))])
+                    chosen.append(table[m][_count_bucket(len(row), row.count(row[0]))] + h[m])
                     rows.append(row)
             if p.match_byte != EMPTY:
-                chosen.append(table[match_model][_match_bucket(p.match_length)])
+                chosen.append(table[match_model][_match_bucket(p.match_length)] + h[match_model])
                 rows.append([p.match_byte])
             top = max(chosen)
             w = [math.exp(a - top) for a in chosen]

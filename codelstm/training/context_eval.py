@@ -34,7 +34,7 @@ def evidence_for(doc: bytes, scores: Scores, weights: MixerWeights,
     far, and over `workspace` (NUL-separated files) when given."""
     index = ContextIndex.build(workspace, weights.config) if workspace else None
     predictions = document_predictions(doc, weights.config, index)
-    return gather_evidence(doc, predictions, scores[0], scores[1], weights.config)
+    return gather_evidence(doc, predictions, scores[0], scores[1], weights.config, len(workspace))
 
 
 class PrefixMixers:

@@ -111,20 +111,29 @@ def _evidence(doc: bytes, workspace: ContextIndex | None = None, logprobs: np.nd
         logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     target = logprobs[np.arange(len(doc)), np.frombuffer(doc, dtype=np.uint8)]
     top = np.exp(logprobs.max(axis=1))
-    return gather_evidence(doc, document_predictions(doc, CONFIG, workspace), target, top, CONFIG), logprobs
+    workspace_bytes = len(workspace.data) if workspace is not None else 0
+    return gather_evidence(doc, document_predictions(doc, CONFIG, workspace), target, top, CONFIG,
+                           workspace_bytes), logprobs
+
+
+def _random_weights(rng: np.random.Generator, online_rate: float) -> MixerWeights:
+    shapes = MixerWeights(CONFIG)
+    return MixerWeights(CONFIG, rng.normal(size=shapes.logits.shape), online_rate=online_rate,
+                        history_logits=rng.normal(size=shapes.history_logits.shape))
 
 
 def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
     rng = np.random.default_rng(1)
-    weights = MixerWeights(CONFIG, rng.normal(size=MixerWeights(CONFIG).logits.shape), online_rate=0.0)
+    weights = _random_weights(rng, online_rate=0.0)
     workspace = ContextIndex.build(WORKSPACE, CONFIG)
     evidence, logprobs = _evidence(DOC, workspace)
+    assert len(set(evidence.history.tolist())) >= 3  # the document spans several history buckets
     bulk = mixed_target_probability(weights, evidence, adapt=False)
     pred = document_predictions(DOC, CONFIG, workspace)
     for i in rng.choice(len(DOC), 100, replace=False):
         probs = np.exp(logprobs[i])
         previous = DOC[i - 1] if i else -1
-        dist = mix_distribution(weights.logits, CONFIG, probs, int(selector_of(np.array([previous]))[0]),
+        dist = mix_distribution(weights, probs, int(selector_of(np.array([previous]))[0]), int(i) + len(WORKSPACE),
                                 int(lstm_buckets(np.array([probs.max()]))[0]), [t[i] for t in pred.next_bytes],
                                 int(pred.match_byte[i]), int(pred.match_length[i]))
         assert dist.shape == (256,)
@@ -134,12 +143,23 @@ def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
 
 
 def test_mixer_weights_round_trip_through_json(tmp_path):
-    weights = MixerWeights(CONFIG, np.arange(np.prod(MixerWeights(CONFIG).logits.shape), dtype=float).reshape(
-        MixerWeights(CONFIG).logits.shape) / 100, online_rate=0.03, fitted_on={"bytes": 12})
+    import json
+
+    weights = _random_weights(np.random.default_rng(2), online_rate=0.03)
+    weights.fitted_on = {"bytes": 12}
     weights.save(tmp_path)
     back = MixerWeights.load(tmp_path)
     assert back.config == CONFIG and back.online_rate == 0.03 and back.fitted_on == {"bytes": 12}
     np.testing.assert_allclose(back.logits, weights.logits, atol=1e-5)
+    np.testing.assert_allclose(back.history_logits, weights.history_logits, atol=1e-5)
+    # a mixer.json from before the history term reads as one where history makes no difference
+    data = json.loads((tmp_path / "mixer.json").read_text())
+    data["format"] = "codelstm-mixer/1"
+    del data["history_edges"], data["history_logits"]
+    (tmp_path / "mixer.json").write_text(json.dumps(data))
+    old = MixerWeights.load(tmp_path)
+    np.testing.assert_allclose(old.logits, weights.logits, atol=1e-5)
+    assert not old.history_logits.any()
     (tmp_path / "mixer.json").write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="not a usable mixer"):
         MixerWeights.load(tmp_path)
@@ -197,7 +217,7 @@ def test_document_mixer_gives_a_search_step_what_the_adaptive_evaluation_gives()
     from codelstm.model.mixer import DocumentMixer
 
     rng = np.random.default_rng(3)
-    weights = MixerWeights(CONFIG, rng.normal(size=MixerWeights(CONFIG).logits.shape), online_rate=0.05)
+    weights = _random_weights(rng, online_rate=0.05)
     workspace = ContextIndex.build(WORKSPACE, CONFIG)
     evidence, logprobs = _evidence(DOC, workspace)
     walked = mixed_target_probability(weights, evidence, adapt=True)
