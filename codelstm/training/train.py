@@ -92,7 +92,7 @@ def seed_everything(seed: int) -> None:
 def lineage(training: dict[str, Any]) -> dict[str, Any]:
     """What a fine-tuned model inherits in its config.json: how its starting checkpoint was trained, with
     that checkpoint's own lineage nested, so a model continued several times still tells its whole story."""
-    keys = ("command", "date", "steps", "chars_seen", "val_bpc", "init")
+    keys = ("command", "earlier_commands", "date", "steps", "chars_seen", "val_bpc", "init")
     inherited = {k: training[k] for k in keys if training.get(k) is not None}
     inherited["chars_seen_total"] = total_chars_seen(training)
     if "bpc" in training.get("eval", {}):
@@ -180,6 +180,7 @@ class Trainer:
         self.validation_seconds = 0.0  # ... and in validation passes
         self.validations = 0
         self.last_validation_s = 0.0
+        self.earlier_commands: list[str] = []  # with --resume: the commands of the runs continued, oldest first
         if cfg.resume:
             self._resume()
 
@@ -200,9 +201,11 @@ class Trainer:
         if not (last / "trainer.json").is_file():
             raise TrainingError(f"nothing to resume in {self.cfg.out} (no last/trainer.json)")
         try:
-            model, _ = load_checkpoint(last)
+            model, meta = load_checkpoint(last)
         except CheckpointError as e:
             raise TrainingError(str(e)) from None
+        earlier = meta.get("training", {})  # the run(s) this one continues: their commands stay in the record
+        self.earlier_commands = [*earlier.get("earlier_commands", []), *([earlier["command"]] if earlier.get("command") else [])]
         if model.config != self.model.config:  # resuming a fine-tune: the stored architecture wins
             self.model = model.to(self.device).train()
             self.forward_model = self._wrap_distributed()
@@ -405,6 +408,7 @@ class Trainer:
     def metadata(self, val_bpc: float, elapsed: float) -> dict[str, Any]:
         return {
             "command": self.command,
+            **({"earlier_commands": self.earlier_commands} if self.earlier_commands else {}),
             "corpus_manifest_hash": self.manifest.get("hash"),
             "corpus_bytes": {k: v["bytes"] for k, v in self.manifest.get("splits", {}).items()},
             "steps": self.step,

@@ -51,6 +51,11 @@ python recipes/default-model/corpus_mix.py data/default-corpus-2
 # 49.2 M chars, 273.8 M in all; the folder holds that validation's weights (val sample 1.264).
 codelstm train --data data/default-corpus-2 --init default --out runs/default-usage --minutes 125 --lanes 64 \
   --seq-len 128 --lr 1e-3 --warmup 150 --eval-interval 1000 --eval-bytes 300000 --half --threads 1 --no-report
+# Sixth stage (2026-11-25, fourth session): the same run resumed from its last checkpoint (step 6000) with
+# a budget of 208 minutes in all (about 105 more) and peak lr 6e-4: the cosine picks up at the 49% point
+# (lr ~3.4e-4) and decays to 6e-5; the data go on where the fifth stage stopped. One thread.
+codelstm train --data data/default-corpus-2 --out runs/default-usage --resume --minutes 208 --lr 6e-4 --lanes 64 \
+  --seq-len 128 --warmup 150 --eval-interval 1000 --eval-bytes 300000 --half --threads 1 --no-report
 # The mixer refitted for it on the broader corpus's val split (190 files, 2.7 MB).
 codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out runs/default-usage --threads 2
 codelstm eval --model runs/default-usage --data data/default-corpus --threads 1 --record

@@ -39,6 +39,9 @@ def test_resume_continues_where_it_stopped(tiny_corpus, tmp_path):
     assert second.returncode == 0, second.stderr
     info = json.loads((out / "last" / "trainer.json").read_text())
     assert info["step"] == 40
+    training = json.loads((out / "last" / "config.json").read_text())["training"]
+    assert "--resume" in training["command"] and "--steps 40" in training["command"]
+    assert len(training["earlier_commands"]) == 1 and "--steps 20" in training["earlier_commands"][0]  # not lost
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 40
     # the same 40 steps in one go give nearly the same weights: data position, optimizer and carried state
