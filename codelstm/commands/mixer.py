@@ -27,6 +27,9 @@ def register(sub) -> None:
                      help="bytes of files per package or top folder, spread by name hash (default 6000)")
     fit.add_argument("--online-rate", type=float, default=0.02,
                      help="step size of the per-document adaptation shipped with the weights (default 0.02)")
+    fit.add_argument("--history-term", action="store_true",
+                     help="also fit the history term (docs/context.md; off by default: it cost a small workspace "
+                     "its names)")
     fit.add_argument("--out", type=Path, default=None, help="folder for mixer.json (default: the checkpoint's)")
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,7 +71,7 @@ def run_fit(args) -> int:
         workspace = folder_workspace(doc, pool, 1 << 20)
         if workspace:  # ... and with its folder as workspace, so both situations shape the weights
             evidence.append(evidence_for(doc.data, scores, weights, workspace))
-    fitted = fit_logits(weights, evidence, progress=not args.quiet)
+    fitted = fit_logits(weights, evidence, progress=not args.quiet, fit_history=args.history_term)
     fitted.fitted_on = {"data": str(args.data), "split": args.split, "files": len(docs),
                         "bytes": sum(len(d.data) for d in docs), "bytes_per_package": args.bytes_per_package,
                         "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

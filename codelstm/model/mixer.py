@@ -9,8 +9,8 @@ k_m, the model's own confidence bucket (for an order-n model: how many earlier o
 and how many of them agree with the latest; for the match model: the verified match length; for the
 LSTM: its largest probability); and t, how much history the context models have (document so far plus
 workspace, in bytes): a name seen once in a 100-byte file is weaker evidence than one seen once in 50 KB,
-and without t the context models echo a short prefix's few names into every completion. The logits `a`
-and `h` are fitted on a corpus (`fit_logits` in training); `a` is adapted online per document by the
+and without t the weights are an average over both. The logits `a` (and `h`, when asked: it is off by
+default, docs/context.md says why) are fitted on a corpus (`fit_logits` in training); `a` is adapted online per document by the
 gradient of log p(actual byte), so a file whose context models are reliable comes to trust them more.
 docs/context.md has the derivation.
 """

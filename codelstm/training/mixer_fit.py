@@ -20,9 +20,11 @@ def stack(evidence: list[Evidence]) -> Evidence:
 
 
 def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300, lr: float = 0.1,
-               l2: float = 1e-4, max_rows: int = 1_000_000, progress: bool = False) -> MixerWeights:
+               l2: float = 1e-4, max_rows: int = 1_000_000, progress: bool = False,
+               fit_history: bool = False) -> MixerWeights:
     """Return new weights whose logits minimise the static mixture's bits on `evidence` (full batch Adam on
-    at most `max_rows` positions, an evenly spaced subset: a few hundred parameters need no more)."""
+    at most `max_rows` positions, an evenly spaced subset: a few hundred parameters need no more). The history
+term is fitted only with `fit_history` (off by default: docs/context.md says why); otherwise it stays as given."""
     from tqdm import tqdm
 
     e = stack(evidence)
@@ -35,8 +37,8 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
     index = torch.from_numpy((e.selector[:, None] * shape[1] + np.arange(shape[1])[None, :]) * shape[2] + e.bucket)
     history_index = torch.from_numpy(e.history[:, None] * shape[1] + np.arange(shape[1])[None, :])
     logits = torch.tensor(weights.logits, dtype=torch.float64).flatten().requires_grad_(True)
-    history = torch.tensor(weights.history_logits, dtype=torch.float64).flatten().requires_grad_(True)
-    opt = torch.optim.Adam([logits, history], lr=lr)
+    history = torch.tensor(weights.history_logits, dtype=torch.float64).flatten().requires_grad_(fit_history)
+    opt = torch.optim.Adam([logits, history] if fit_history else [logits], lr=lr)
     log_prob = prob.log()
     for _ in tqdm(range(steps), desc="mixer fit", unit="step", disable=not progress, dynamic_ncols=True):
         a = (logits[index] + history[history_index]).masked_fill(~present, -torch.inf)

@@ -181,6 +181,9 @@ def test_fitted_mixer_beats_the_lstm_alone_on_code_it_never_saw(tiny_model):
                       .encode() for k in range(j, j + 6)) for j in range(6)]
     evidence = [_evidence(f, logprobs=_lstm_logprobs(model, f))[0] for f in files]
     fitted = fit_logits(MixerWeights(CONFIG, online_rate=0.0), evidence[:3], steps=150)
+    assert not fitted.history_logits.any()  # the history term is fitted only when asked for
+    assert fit_logits(MixerWeights(CONFIG, online_rate=0.0), evidence[:3], steps=20,
+                      fit_history=True).history_logits.any()
     held_out = evidence[3:]
     n = sum(len(f) for f in files[3:])
     lstm_alone = sum(bits(e.target_probability[:, 0]) for e in held_out) / n
