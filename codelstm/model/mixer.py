@@ -10,9 +10,9 @@ and how many of them agree with the latest; for the match model: the verified ma
 LSTM: its largest probability); and t, how much history the context models have (document so far plus
 workspace, in bytes): a name seen once in a 100-byte file is weaker evidence than one seen once in 50 KB,
 and without t the weights are an average over both. The logits `a` (and `h`, when asked: it is off by
-default, docs/context.md says why) are fitted on a corpus (`fit_logits` in training); `a` is adapted online per document by the
-gradient of log p(actual byte), so a file whose context models are reliable comes to trust them more.
-docs/context.md has the derivation.
+default, docs/context.md says why) are fitted on a corpus (`fit_logits` in training); `a` is adapted
+online per document by the gradient of log p(actual byte), so a file whose context models are reliable
+comes to trust them more. docs/context.md has the derivation.
 """
 
 from __future__ import annotations
@@ -177,7 +177,8 @@ def mixed_target_probability(weights: MixerWeights, evidence: Evidence, adapt: b
     logits = weights.logits
     rows = np.arange(len(weights.config.model_names))
     if not adapt or weights.online_rate == 0:
-        a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket] + weights.history_logits[evidence.history]
+        a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket]
+        a = a + weights.history_logits[evidence.history]
         a = np.where(evidence.present, a, -np.inf)
         w = np.exp(a - a.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
@@ -212,7 +213,7 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
     """The whole mixed distribution over 256 bytes at one position, from its definition (`DocumentMixer.mix`
     is the fast form the search uses; a test holds them equal)."""
     config, weights_logits = weights.config, weights.logits
-    h = weights.history_logits[int(history_buckets(np.array([history_bytes]))[0])]
+    h = weights.history_logits[_history_bucket(history_bytes)]
     components = [lstm_probs.astype(np.float64)]
     chosen = [weights_logits[selector, 0, lstm_bucket] + h[0]]
     for m, row in enumerate(tables, start=1):
@@ -310,7 +311,7 @@ class DocumentMixer:
             previous = g[-1] if g else doc_last
             s = _selector(previous)
             table = logits[s]
-            h = history_table[bisect.bisect_right(HISTORY_EDGES, history_before + len(g)) - 1]
+            h = history_table[_history_bucket(history_before + len(g))]
             chosen = [table[0][_lstm_bucket(tops[r])] + h[0]]
             rows: list[list[int]] = []
             for m, row in enumerate(p.followers, start=1):
@@ -351,6 +352,10 @@ def _count_bucket(found: int, agree: int) -> int:
 
 def _match_bucket(length: int) -> int:
     return min(max(bisect.bisect_right(_MATCH_EDGE_LIST, length) - 1, 0), len(_MATCH_EDGE_LIST) - 1)
+
+
+def _history_bucket(history_bytes: int) -> int:
+    return bisect.bisect_right(HISTORY_EDGES, history_bytes) - 1
 
 
 def _lstm_bucket(top: float) -> int:

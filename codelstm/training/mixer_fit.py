@@ -24,7 +24,7 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
                fit_history: bool = False) -> MixerWeights:
     """Return new weights whose logits minimise the static mixture's bits on `evidence` (full batch Adam on
     at most `max_rows` positions, an evenly spaced subset: a few hundred parameters need no more). The history
-term is fitted only with `fit_history` (off by default: docs/context.md says why); otherwise it stays as given."""
+    term is fitted only with `fit_history` (off by default: docs/context.md says why); else it stays as given."""
     from tqdm import tqdm
 
     e = stack(evidence)

@@ -205,7 +205,8 @@ class Trainer:
         except CheckpointError as e:
             raise TrainingError(str(e)) from None
         earlier = meta.get("training", {})  # the run(s) this one continues: their commands stay in the record
-        self.earlier_commands = [*earlier.get("earlier_commands", []), *([earlier["command"]] if earlier.get("command") else [])]
+        self.earlier_commands = [*earlier.get("earlier_commands", []),
+                                 *([earlier["command"]] if earlier.get("command") else [])]
         if model.config != self.model.config:  # resuming a fine-tune: the stored architecture wins
             self.model = model.to(self.device).train()
             self.forward_model = self._wrap_distributed()
