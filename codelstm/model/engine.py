@@ -32,7 +32,7 @@ from codelstm.model.cache import Checkpoint, StateCache, common_prefix_length
 from codelstm.model.context import ContextIndex
 from codelstm.model.context_view import ContextView
 from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many
-from codelstm.model.mixer import DocumentMixer, MixerWeights
+from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
@@ -102,6 +102,8 @@ class InferenceEngine:
                  name: str = "model", mixer: MixerWeights | None = None) -> None:
         self.model = model.eval()
         self.mixer = mixer  # None: the LSTM alone
+        if mixer is not None:
+            compile_kernels(mixer)
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
         self._onednn_from = None if not sequence_onednn else 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM
         self.step_onednn = step_onednn

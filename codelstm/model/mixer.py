@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
+from codelstm.model.context_kernels import mix_step
 
 _IDENT_LIST = _IDENT.tolist()
 
@@ -255,8 +255,6 @@ class DocumentMixer:
         self.weights = weights
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
-        self._table: tuple[list, np.ndarray] | None = None  # the logits as nested lists, and which array they are
-        self._history_table = weights.history_logits.tolist()  # fixed: online adaptation moves `logits` only
 
     @classmethod
     def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
@@ -291,49 +289,23 @@ class DocumentMixer:
     def mix(self, generated: list[bytes], lstm_logprobs: np.ndarray) -> np.ndarray:
         """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities.
 
-        The same sum as `mix_distribution`, for all beams at once: each beam's weights in plain Python
-        (a dozen numbers), every context model's followers added in one `bincount`."""
-        k = len(generated)
-        probs = np.exp(np.asarray(lstm_logprobs, dtype=np.float64))
-        probs /= probs.sum(axis=1, keepdims=True)
-        tops = probs.max(axis=1).tolist()
-        if self._table is None or self._table[1] is not self.logits:  # nested lists: fast scalar reads
-            self._table = (self.logits.tolist(), self.logits)
-        logits = self._table[0]
-        history_table = self._history_table
-        match_model = len(self.weights.config.model_names) - 1
-        doc_last = self.view.document[-1] if self.view.document else -1
-        history_before = len(self.view.document) + self.view.workspace_bytes
-        lstm_weight = np.empty(k)
-        slots: list[int] = []
-        amounts: list[float] = []
-        for r, (g, p) in enumerate(zip(generated, self.view.predict_many(generated))):
-            previous = g[-1] if g else doc_last
-            s = _selector(previous)
-            table = logits[s]
-            h = history_table[_history_bucket(history_before + len(g))]
-            chosen = [table[0][_lstm_bucket(tops[r])] + h[0]]
-            rows: list[list[int]] = []
-            for m, row in enumerate(p.followers, start=1):
-                if row:
-                    chosen.append(table[m][_count_bucket(len(row), row.count(row[0]))] + h[m])
-                    rows.append(row)
-            if p.match_byte != EMPTY:
-                chosen.append(table[match_model][_match_bucket(p.match_length)] + h[match_model])
-                rows.append([p.match_byte])
-            top = max(chosen)
-            w = [math.exp(a - top) for a in chosen]
-            total = sum(w)
-            lstm_weight[r] = w[0] / total
-            base = r * 256
-            for wm, row in zip(w[1:], rows):
-                share = wm / total / len(row)
-                slots.extend([base + b for b in row])
-                amounts.extend([share] * len(row))
-        mixed = probs * lstm_weight[:, None]
-        if slots:
-            mixed += np.bincount(slots, weights=amounts, minlength=k * 256).reshape(k, 256)
-        return np.log(np.maximum(mixed, 1e-300))
+        The same sum as `mix_distribution`, for all beams at once and compiled (`context_kernels.mix_step`):
+        a search step's whole mixture costs microseconds."""
+        document = self.view.document
+        doc_last = document[-1] if document else -1
+        history_before = len(document) + self.view.workspace_bytes
+        selectors = np.array([_selector(g[-1] if g else doc_last) for g in generated], dtype=np.int64)
+        history = np.array([_history_bucket(history_before + len(g)) for g in generated], dtype=np.int64)
+        return mix_step(np.ascontiguousarray(lstm_logprobs, dtype=np.float32), *self.view.step_arrays(generated),
+                        selectors, history, self.logits, self.weights.history_logits, _COUNT_EDGES, _MATCH_EDGES,
+                        _LSTM_EDGES)
+
+
+def compile_kernels(weights: MixerWeights) -> None:
+    """Compile the step kernels now (or load them from numba's cache: well under a second), so that the first
+    completion with context does not wait seconds for it; an engine calls this when it is made."""
+    mixer = DocumentMixer.for_document(weights, b"x = x\n")
+    mixer.mix([b"", b"x"], np.zeros((2, 256), dtype=np.float32))
 
 
 def _selector(previous: int) -> int:
@@ -345,26 +317,8 @@ def _selector(previous: int) -> int:
     return 0 if _IDENT_LIST[previous] else 3
 
 
-def _count_bucket(found: int, agree: int) -> int:
-    size = min(max(bisect.bisect_right(_COUNT_EDGE_LIST, found) - 1, 0), 5)
-    return size * 3 + (0 if agree >= found else 1 if 2 * agree >= found else 2)
-
-
-def _match_bucket(length: int) -> int:
-    return min(max(bisect.bisect_right(_MATCH_EDGE_LIST, length) - 1, 0), len(_MATCH_EDGE_LIST) - 1)
-
-
 def _history_bucket(history_bytes: int) -> int:
     return bisect.bisect_right(HISTORY_EDGES, history_bytes) - 1
-
-
-def _lstm_bucket(top: float) -> int:
-    return min(max(bisect.bisect_right(_LSTM_EDGE_LIST, top) - 1, 0), len(_LSTM_EDGE_LIST) - 1)
-
-
-_COUNT_EDGE_LIST = _COUNT_EDGES.tolist()
-_MATCH_EDGE_LIST = _MATCH_EDGES.tolist()
-_LSTM_EDGE_LIST = _LSTM_EDGES.tolist()
 
 
 def adapt_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:
