@@ -28,7 +28,7 @@ def register(sub) -> None:
     fit.add_argument("--online-rate", type=float, default=0.02,
                      help="step size of the per-document adaptation shipped with the weights (default 0.02)")
     fit.add_argument("--history-term", action="store_true",
-                     help="also fit the history term (docs/context.md; off by default: it cost a small workspace "
+                     help="also fit the history gate (docs/context.md; off by default: it cost a small workspace "
                      "its names)")
     fit.add_argument("--out", type=Path, default=None, help="folder for mixer.json (default: the checkpoint's)")
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

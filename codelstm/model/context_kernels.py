@@ -199,19 +199,31 @@ def _bucket(edges: np.ndarray, value) -> int:
 
 @nb.njit(cache=True)
 def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selectors, history_buckets, logits,
-             history_logits, count_edges, match_edges, lstm_edges):
-    """(k, 256) mixed log-probabilities: `DocumentMixer.mix`'s sum (mixer.py), per beam."""
+             gate_table, gate_offsets, n_orders, count_edges, match_edges, lstm_edges):
+    """(k, 256) mixed log-probabilities: `mix_distribution`'s sum (mixer.py), per beam. The gates' classes, in
+    mixer.GATES order: history bucket, match (0: none, else 1 + length bucket), longest order that occurred
+    (0: none, else 1 + its index), LSTM confidence bucket."""
     k = lstm_logprobs.shape[0]
     models = followers.shape[1]
     match_model = models + 1  # the LSTM is model 0, the followers' models 1..models
     out = np.empty((k, 256))
     chosen = np.empty(models + 2)
+    gated = np.empty(models + 2)
     for r in range(k):
         s = selectors[r]
-        t = history_buckets[r]
         probs = np.exp(lstm_logprobs[r].astype(np.float64))
         probs /= probs.sum()
-        chosen[0] = logits[s, 0, _bucket(lstm_edges, probs.max())] + history_logits[t, 0]
+        lstm_bucket = _bucket(lstm_edges, probs.max())
+        longest = 0
+        for m in range(n_orders):
+            if counts[r, m] > 0:
+                longest = m + 1
+        match_class = 0 if match_byte[r] == EMPTY else 1 + _bucket(match_edges, match_length[r])
+        for m in range(models + 2):
+            gated[m] = gate_table[gate_offsets[0] + history_buckets[r], m] + \
+                gate_table[gate_offsets[1] + match_class, m] + gate_table[gate_offsets[2] + longest, m] + \
+                gate_table[gate_offsets[3] + lstm_bucket, m]
+        chosen[0] = logits[s, 0, lstm_bucket] + gated[0]
         top = chosen[0]
         for m in range(models):
             found = counts[r, m]
@@ -223,11 +235,10 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
                 if followers[r, m, j] == first:
                     agree += 1
             share = 0 if agree >= found else 1 if 2 * agree >= found else 2
-            chosen[m + 1] = logits[s, m + 1, min(_bucket(count_edges, found), 5) * 3 + share] + history_logits[t, m + 1]
+            chosen[m + 1] = logits[s, m + 1, min(_bucket(count_edges, found), 5) * 3 + share] + gated[m + 1]
             top = max(top, chosen[m + 1])
         if match_byte[r] != EMPTY:
-            chosen[match_model] = logits[s, match_model, _bucket(match_edges, match_length[r])] + \
-                history_logits[t, match_model]
+            chosen[match_model] = logits[s, match_model, _bucket(match_edges, match_length[r])] + gated[match_model]
             top = max(top, chosen[match_model])
         total = np.exp(chosen[0] - top)
         for m in range(models):

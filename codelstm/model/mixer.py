@@ -1,18 +1,19 @@
 """The mixer: one next-byte distribution from the LSTM's and the context models' predictions.
 
-    p(b) = sum_m w_m p_m(b),   w_m = exp(z_m) / sum_{m' present} exp(z_m'),   z_m = a[c, m, k_m] + h[t, m]
+    p(b) = sum_m w_m p_m(b),   w_m = exp(z_m) / sum_{m' present} exp(z_m'),
+    z_m = a[c, m, k_m] + sum_g G_g[x_g, m]
 
 over the models m present at this position (the LSTM always is; a context model is present when its
 context occurred before). Each p_m sums to 1 over the 256 bytes, so p does too. The weight of a model
 is selected by small contexts: c, the class of the previous byte (identifier, blank, newline, other);
 k_m, the model's own confidence bucket (for an order-n model: how many earlier occurrences it found
 and how many of them agree with the latest; for the match model: the verified match length; for the
-LSTM: its largest probability); and t, how much history the context models have (document so far plus
-workspace, in bytes): a name seen once in a 100-byte file is weaker evidence than one seen once in 50 KB,
-and without t the weights are an average over both. The logits `a` (and `h`, when asked: it is off by
-default, docs/context.md says why) are fitted on a corpus (`fit_logits` in training); `a` is adapted
-online per document by the gradient of log p(actual byte), so a file whose context models are reliable
-comes to trust them more. docs/context.md has the derivation.
+LSTM: its largest probability). The gates G_g let what the *other* models say move a model's weight:
+x_g is this position's class in gate g (`GATES`): how long the match is, which is the longest order
+whose context occurred, how sure the LSTM is, and (when asked for: off by default, docs/context.md says
+why) how much history the context models have. a and the gates are fitted on a corpus (`fit_logits` in
+training); a is adapted online per document by the gradient of log p(actual byte), so a file whose
+context models are reliable comes to trust them more. docs/context.md has the derivation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ _COUNT_EDGES = np.array([1, 2, 3, 5, 9, 17])  # occurrences found: 1, 2, 3-4, 5-
 _MATCH_EDGES = np.array([1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49])  # verified match length buckets
 _LSTM_EDGES = np.array([0.0, 0.3, 0.5, 0.7, 0.85, 0.95])  # the LSTM's largest probability
 HISTORY_EDGES = (0, 128, 512, 2048, 8192, 32768)  # bytes of history the context models see (document + workspace)
+# The gates, in order, each a table of logits (classes, models) added to z_m by this position's class:
+# history: bytes of history (HISTORY_EDGES); match: 0 without a match, else 1 + the match length bucket;
+# longest: 0 when no order's context occurred, else 1 + the index of the longest order that did;
+# lstm: the LSTM's confidence bucket.
+GATES = ("history", "match", "longest", "lstm")
+FITTED_GATES = ("match", "longest", "lstm")  # fitted by default; the history gate only when asked for
+
+
+def gate_sizes(config: ContextConfig) -> dict[str, int]:
+    """Classes per gate."""
+    return {"history": len(HISTORY_EDGES), "match": len(_MATCH_EDGES) + 1, "longest": len(config.orders) + 1,
+            "lstm": len(_LSTM_EDGES)}
 
 
 def selector_of(previous: np.ndarray) -> np.ndarray:
@@ -72,55 +85,69 @@ def history_buckets(history_bytes: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MixerWeights:
-    """Fitted selection logits a[selector, model, bucket] and h[history bucket, model], the context models'
-    settings, the online rate."""
+    """Fitted selection logits a[selector, model, bucket] and the gates' logits, the context models' settings,
+    the online rate."""
 
     config: ContextConfig = field(default_factory=ContextConfig)
     logits: np.ndarray | None = None  # (SELECTORS, models, BUCKETS); None: every model weighted alike
     online_rate: float = 0.02  # step size of the per-document adaptation (0: none)
     fitted_on: dict = field(default_factory=dict)  # what the logits were fitted on (provenance)
-    history_logits: np.ndarray | None = None  # (len(HISTORY_EDGES), models); None: history makes no difference
+    gates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (classes, models); absent: zeros
 
     def __post_init__(self) -> None:
         models = len(self.config.model_names)
         if self.logits is None:
             self.logits = np.zeros((SELECTORS, models, BUCKETS), dtype=np.float64)
-        if self.history_logits is None:
-            self.history_logits = np.zeros((len(HISTORY_EDGES), models), dtype=np.float64)
-        for name, array, expected in (("logits", self.logits, (SELECTORS, models, BUCKETS)),
-                                      ("history logits", self.history_logits, (len(HISTORY_EDGES), models))):
-            if array.shape != expected:
-                raise ValueError(f"mixer {name} have shape {array.shape}, expected {expected}")
+        if self.logits.shape != (SELECTORS, models, BUCKETS):
+            raise ValueError(f"mixer logits have shape {self.logits.shape}, expected {(SELECTORS, models, BUCKETS)}")
+        unknown = set(self.gates) - set(GATES)
+        if unknown:
+            raise ValueError(f"unknown gates {sorted(unknown)} (known: {', '.join(GATES)})")
+        sizes = gate_sizes(self.config)
+        gates = {}
+        for name in GATES:
+            table = np.asarray(self.gates[name], dtype=np.float64) if name in self.gates else \
+                np.zeros((sizes[name], models))
+            if table.shape != (sizes[name], models):
+                raise ValueError(f"mixer gate {name!r} has shape {table.shape}, expected {(sizes[name], models)}")
+            gates[name] = table
+        self.gates = gates
+
+    def gate_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every gate's logits stacked (classes of all gates, models) and where each gate's rows start."""
+        offsets = np.cumsum([0] + [len(self.gates[name]) for name in GATES[:-1]])
+        return np.concatenate([self.gates[name] for name in GATES]), offsets.astype(np.int64)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / MIXER_FILE
         path.write_text(json.dumps({
-            "format": "codelstm-mixer/2", "context": self.config.to_dict(), "online_rate": self.online_rate,
+            "format": "codelstm-mixer/3", "context": self.config.to_dict(), "online_rate": self.online_rate,
             "models": self.config.model_names, "fitted_on": self.fitted_on,
-            "logits": np.round(self.logits, 5).tolist(),
-            "history_edges": list(HISTORY_EDGES), "history_logits": np.round(self.history_logits, 5).tolist(),
+            "logits": np.round(self.logits, 5).tolist(), "history_edges": list(HISTORY_EDGES),
+            "gates": {name: np.round(self.gates[name], 5).tolist() for name in GATES},
         }, indent=1) + "\n")
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> "MixerWeights | None":
         """The mixer shipped beside a checkpoint, or None when it has none (the LSTM is then used alone).
-        A format-1 file (no history term) reads as history making no difference, which is what it computed."""
+        Earlier formats read as what they computed: format 2 had the history gate only, format 1 no gate."""
         path = Path(folder) / MIXER_FILE
         if not path.is_file():
             return None
         try:
             data = json.loads(path.read_text())
-            history = None
-            if data.get("format") == "codelstm-mixer/2":
-                if tuple(data["history_edges"]) != HISTORY_EDGES:
-                    raise ValueError(f"history edges {data['history_edges']} differ from this version's "
-                                     f"{list(HISTORY_EDGES)}")
-                history = np.asarray(data["history_logits"], dtype=np.float64)
-            elif data.get("format") != "codelstm-mixer/1":
-                raise ValueError(f"unknown format {data.get('format')!r}")
+            form = data.get("format")
+            if form not in ("codelstm-mixer/1", "codelstm-mixer/2", "codelstm-mixer/3"):
+                raise ValueError(f"unknown format {form!r}")
+            if form != "codelstm-mixer/1" and tuple(data["history_edges"]) != HISTORY_EDGES:
+                raise ValueError(f"history edges {data['history_edges']} differ from this version's "
+                                 f"{list(HISTORY_EDGES)}")
+            gates = data["gates"] if form == "codelstm-mixer/3" else \
+                {"history": data["history_logits"]} if form == "codelstm-mixer/2" else {}
             return cls(ContextConfig.from_dict(data["context"]), np.asarray(data["logits"], dtype=np.float64),
-                       float(data["online_rate"]), data.get("fitted_on", {}), history)
+                       float(data["online_rate"]), data.get("fitted_on", {}),
+                       {name: np.asarray(table, dtype=np.float64) for name, table in gates.items()})
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path} is not a usable mixer: {e}") from None
 
@@ -134,6 +161,21 @@ class Evidence:
     present: np.ndarray  # (N, models) bool
     selector: np.ndarray  # (N,) int64
     history: np.ndarray  # (N,) int64: the history bucket
+
+
+def gate_classes(evidence: Evidence, config: ContextConfig) -> np.ndarray:
+    """(N, len(GATES)): each position's class in each gate, from what the models said there."""
+    n_orders = len(config.orders)
+    orders = evidence.present[:, 1:1 + n_orders]
+    longest = np.where(orders.any(axis=1), n_orders - np.argmax(orders[:, ::-1], axis=1), 0)
+    match = np.where(evidence.present[:, -1], evidence.bucket[:, -1] + 1, 0)
+    return np.stack([evidence.history, match, longest, evidence.bucket[:, 0]], axis=1).astype(np.int64)
+
+
+def gate_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:
+    """(N, models): the gates' sum at each position, what z_m adds to a[c, m, k_m]."""
+    table, offsets = weights.gate_table()
+    return table[gate_classes(evidence, weights.config) + offsets].sum(axis=1)
 
 
 def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: np.ndarray,
@@ -178,7 +220,7 @@ def mixed_target_probability(weights: MixerWeights, evidence: Evidence, adapt: b
     rows = np.arange(len(weights.config.model_names))
     if not adapt or weights.online_rate == 0:
         a = logits[evidence.selector[:, None], rows[None, :], evidence.bucket]
-        a = a + weights.history_logits[evidence.history]
+        a = a + gate_logits(weights, evidence)
         a = np.where(evidence.present, a, -np.inf)
         w = np.exp(a - a.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
@@ -190,7 +232,7 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
     """(p(actual byte) at every position, the logits after the last one), adapting as it goes:
     d log p / d a_m = w_m (p_m - p) / p for each model m present, one step of `online_rate` per byte."""
     logits = weights.logits.copy()
-    history = weights.history_logits
+    gated = gate_logits(weights, evidence)
     rows = np.arange(len(weights.config.model_names))
     rate = weights.online_rate
     out = np.empty(len(evidence.selector))
@@ -198,7 +240,7 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
         m = rows[evidence.present[i]]
         k = evidence.bucket[i, m]
         s = evidence.selector[i]
-        a = logits[s, m, k] + history[evidence.history[i], m]
+        a = logits[s, m, k] + gated[i, m]
         w = np.exp(a - a.max())
         w /= w.sum()
         pm = evidence.target_probability[i, m]
@@ -213,9 +255,14 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
     """The whole mixed distribution over 256 bytes at one position, from its definition (`DocumentMixer.mix`
     is the fast form the search uses; a test holds them equal)."""
     config, weights_logits = weights.config, weights.logits
-    h = weights.history_logits[_history_bucket(history_bytes)]
+    n_orders = len(config.orders)
+    occurred = [m for m, row in enumerate(tables[:n_orders]) if (row != EMPTY).any()]
+    classes = {"history": _history_bucket(history_bytes),
+               "match": 0 if match_byte == EMPTY else 1 + int(match_buckets(np.array([match_length]))[0]),
+               "longest": 1 + occurred[-1] if occurred else 0, "lstm": lstm_bucket}
+    g = sum(weights.gates[name][classes[name]] for name in GATES)
     components = [lstm_probs.astype(np.float64)]
-    chosen = [weights_logits[selector, 0, lstm_bucket] + h[0]]
+    chosen = [weights_logits[selector, 0, lstm_bucket] + g[0]]
     for m, row in enumerate(tables, start=1):
         row = row[row != EMPTY]
         if not len(row):
@@ -223,13 +270,13 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
         counts = np.bincount(row.astype(np.int64), minlength=256).astype(np.float64)
         components.append(counts / len(row))
         agree = int((row == row[0]).sum())
-        chosen.append(weights_logits[selector, m, count_buckets(np.array([len(row)]), np.array([agree]))[0]] + h[m])
+        chosen.append(weights_logits[selector, m, count_buckets(np.array([len(row)]), np.array([agree]))[0]] + g[m])
     if match_byte != EMPTY:
         one_hot = np.zeros(256)
         one_hot[match_byte] = 1.0
         components.append(one_hot)
         m = len(config.model_names) - 1
-        chosen.append(weights_logits[selector, m, match_buckets(np.array([match_length]))[0]] + h[m])
+        chosen.append(weights_logits[selector, m, match_buckets(np.array([match_length]))[0]] + g[m])
     a = np.array(chosen)
     w = np.exp(a - a.max())
     w /= w.sum()
@@ -238,8 +285,6 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
 
 def bits(probabilities: np.ndarray) -> float:
     return float(-np.log2(np.maximum(probabilities, 1e-300)).sum())
-
-
 
 
 class DocumentMixer:
@@ -255,6 +300,7 @@ class DocumentMixer:
         self.weights = weights
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
+        self._gates = weights.gate_table()  # fixed: online adaptation moves `logits` only
 
     @classmethod
     def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
@@ -279,7 +325,7 @@ class DocumentMixer:
         evidence = gather_evidence(self.view.document, predictions, lstm_target_logprob, lstm_top_probability,
                                    self.weights.config, self.view.workspace_bytes)
         adapted = MixerWeights(self.weights.config, self.logits, self.weights.online_rate,
-                               history_logits=self.weights.history_logits)
+                               gates=self.weights.gates)
         self.logits = adapt_logits(adapted, evidence)
 
     def distribution(self, generated: bytes, lstm_logprobs: np.ndarray) -> np.ndarray:
@@ -297,8 +343,8 @@ class DocumentMixer:
         selectors = np.array([_selector(g[-1] if g else doc_last) for g in generated], dtype=np.int64)
         history = np.array([_history_bucket(history_before + len(g)) for g in generated], dtype=np.int64)
         return mix_step(np.ascontiguousarray(lstm_logprobs, dtype=np.float32), *self.view.step_arrays(generated),
-                        selectors, history, self.logits, self.weights.history_logits, _COUNT_EDGES, _MATCH_EDGES,
-                        _LSTM_EDGES)
+                        selectors, history, self.logits, *self._gates, len(self.weights.config.orders),
+                        _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
 
 
 def compile_kernels(weights: MixerWeights) -> None:

@@ -12,8 +12,8 @@ import torch
 from codelstm.model import load_checkpoint
 from codelstm.model.context import (EMPTY, ContextConfig, ContextIndex, context_keys, document_predictions, hash_bytes,
                                     TextHashes)
-from codelstm.model.mixer import (MixerWeights, bits, gather_evidence, mix_distribution, mixed_target_probability,
-                                  lstm_buckets, selector_of)
+from codelstm.model.mixer import (GATES, MixerWeights, bits, gate_classes, gather_evidence, mix_distribution,
+                                  mixed_target_probability, lstm_buckets, selector_of)
 from codelstm.training.mixer_fit import fit_logits
 
 CONFIG = ContextConfig(orders=(1, 2, 3, 4, 6, 8), recent=8, identifier_max=16)
@@ -119,7 +119,7 @@ def _evidence(doc: bytes, workspace: ContextIndex | None = None, logprobs: np.nd
 def _random_weights(rng: np.random.Generator, online_rate: float) -> MixerWeights:
     shapes = MixerWeights(CONFIG)
     return MixerWeights(CONFIG, rng.normal(size=shapes.logits.shape), online_rate=online_rate,
-                        history_logits=rng.normal(size=shapes.history_logits.shape))
+                        gates={name: rng.normal(size=table.shape) for name, table in shapes.gates.items()})
 
 
 def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
@@ -127,7 +127,8 @@ def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
     weights = _random_weights(rng, online_rate=0.0)
     workspace = ContextIndex.build(WORKSPACE, CONFIG)
     evidence, logprobs = _evidence(DOC, workspace)
-    assert len(set(evidence.history.tolist())) >= 3  # the document spans several history buckets
+    classes = gate_classes(evidence, CONFIG)  # the document spans several classes of the history, match and
+    assert all(len(set(classes[:, g].tolist())) >= 3 for g in range(3))  # longest-order gates
     bulk = mixed_target_probability(weights, evidence, adapt=False)
     pred = document_predictions(DOC, CONFIG, workspace)
     for i in rng.choice(len(DOC), 100, replace=False):
@@ -151,15 +152,22 @@ def test_mixer_weights_round_trip_through_json(tmp_path):
     back = MixerWeights.load(tmp_path)
     assert back.config == CONFIG and back.online_rate == 0.03 and back.fitted_on == {"bytes": 12}
     np.testing.assert_allclose(back.logits, weights.logits, atol=1e-5)
-    np.testing.assert_allclose(back.history_logits, weights.history_logits, atol=1e-5)
-    # a mixer.json from before the history term reads as one where history makes no difference
+    for name in GATES:
+        np.testing.assert_allclose(back.gates[name], weights.gates[name], atol=1e-5)
+    # a mixer.json of format 2 (the history gate only) reads as one where the other gates make no difference
     data = json.loads((tmp_path / "mixer.json").read_text())
-    data["format"] = "codelstm-mixer/1"
-    del data["history_edges"], data["history_logits"]
-    (tmp_path / "mixer.json").write_text(json.dumps(data))
+    gates = data.pop("gates")
+    (tmp_path / "mixer.json").write_text(json.dumps({**data, "format": "codelstm-mixer/2",
+                                                     "history_logits": gates["history"]}))
+    older = MixerWeights.load(tmp_path)
+    np.testing.assert_allclose(older.gates["history"], weights.gates["history"], atol=1e-5)
+    assert not any(older.gates[name].any() for name in GATES if name != "history")
+    # and format 1 (before any gate) as one where no gate does
+    del data["history_edges"]
+    (tmp_path / "mixer.json").write_text(json.dumps({**data, "format": "codelstm-mixer/1"}))
     old = MixerWeights.load(tmp_path)
     np.testing.assert_allclose(old.logits, weights.logits, atol=1e-5)
-    assert not old.history_logits.any()
+    assert not any(old.gates[name].any() for name in GATES)
     (tmp_path / "mixer.json").write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="not a usable mixer"):
         MixerWeights.load(tmp_path)
@@ -181,9 +189,10 @@ def test_fitted_mixer_beats_the_lstm_alone_on_code_it_never_saw(tiny_model):
                       .encode() for k in range(j, j + 6)) for j in range(6)]
     evidence = [_evidence(f, logprobs=_lstm_logprobs(model, f))[0] for f in files]
     fitted = fit_logits(MixerWeights(CONFIG, online_rate=0.0), evidence[:3], steps=150)
-    assert not fitted.history_logits.any()  # the history term is fitted only when asked for
+    assert not fitted.gates["history"].any()  # the history gate is fitted only when asked for
+    assert all(fitted.gates[name].any() for name in GATES if name != "history")
     assert fit_logits(MixerWeights(CONFIG, online_rate=0.0), evidence[:3], steps=20,
-                      fit_history=True).history_logits.any()
+                      fit_history=True).gates["history"].any()
     held_out = evidence[3:]
     n = sum(len(f) for f in files[3:])
     lstm_alone = sum(bits(e.target_probability[:, 0]) for e in held_out) / n

@@ -63,7 +63,7 @@ def test_prefix_mixer_sees_what_a_mixer_over_the_prefix_alone_sees():
     """One index of the whole file, cut at each position, mixes as a fresh index of the text before it."""
     rng, shapes = np.random.default_rng(0), MixerWeights(CONFIG)
     weights = MixerWeights(CONFIG, logits=rng.normal(size=shapes.logits.shape),
-                           history_logits=rng.normal(size=shapes.history_logits.shape))
+                           gates={name: rng.normal(size=table.shape) for name, table in shapes.gates.items()})
     mixers = PrefixMixers(weights, EVAL_FILE, workspace=FIT_FILES[0] + b"\x00")
     workspace = ContextIndex.build(FIT_FILES[0] + b"\x00", CONFIG)
     logprobs = np.log(np.random.default_rng(1).dirichlet(np.ones(256), size=2))
