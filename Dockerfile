@@ -22,6 +22,9 @@ RUN pip install --extra-index-url "${TORCH_INDEX_URL}" "torch==2.13.0" \
     && pip install .
 
 USER 10001
+# The context models' step kernels (numba) compiled into the image, so no container compiles them again
+ENV NUMBA_CACHE_DIR=/home/codelstm/.cache/numba
+RUN python -c "from codelstm.model.mixer import MixerWeights, compile_kernels; compile_kernels(MixerWeights())"
 VOLUME ["/models"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
