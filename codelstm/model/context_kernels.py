@@ -18,8 +18,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # context.py's; repeated here as a numba constant
-EMPTY = -1
+from codelstm.model.context import EMPTY
+from codelstm.model.context import HASH_MULTIPLIER as _MULTIPLIER
+
+HASH_MULTIPLIER = np.uint64(_MULTIPLIER)  # a uint64 constant: numba's arithmetic on it wraps modulo 2**64
 
 
 @nb.njit(cache=True, inline="always")

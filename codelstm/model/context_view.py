@@ -60,13 +60,12 @@ class ContextView:
         # the part of the index that still holds: the document's start as far as the index's text agrees
         self.indexed = min(common_prefix_length(index.data, document), len(index.data)) if index is not None else 0
         self.workspace = workspace
-        self.workspace_bytes = len(workspace.data) if workspace is not None else 0  # the mixer's history term
+        self.workspace_bytes = len(workspace.data) if workspace is not None else 0  # the mixer's history gate
         self.recent = ContextIndex.build(document, config, start=self.indexed) if len(document) > self.indexed else None
         # the kernel's arguments that stay fixed for the view's life (context_kernels.predict_step)
         shift, mask = key_layout(config)
         no_keys, no_positions = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
         no_text = np.frombuffer(b"", dtype=np.uint8)
-        document_array = np.frombuffer(document, dtype=np.uint8)
         older = index if index is not None and self.indexed else None
         self._fixed = (
             np.asarray(config.orders, dtype=np.int64), config.recent, config.identifier_max,
@@ -79,7 +78,7 @@ class ContextView:
               if workspace is not None else (no_keys, no_positions, no_text)),
             MATCH_CAP,
         )
-        self._document_array = document_array
+        self._document_array = np.frombuffer(document, dtype=np.uint8)
 
     @property
     def nbytes(self) -> int:
