@@ -199,12 +199,23 @@ def _bucket(edges: np.ndarray, value) -> int:
     return min(max(at - 1, 0), len(edges) - 1)
 
 
+@nb.njit(cache=True, inline="always")
+def _count_bucket(followers: np.ndarray, found: int, count_edges: np.ndarray) -> int:
+    """mixer.count_buckets for one model's followers: (how many) x (how many agree with the latest)."""
+    agree = 0
+    for j in range(found):
+        if followers[j] == followers[0]:
+            agree += 1
+    share = 0 if agree >= found else 1 if 2 * agree >= found else 2
+    return min(_bucket(count_edges, found), 5) * 3 + share
+
+
 @nb.njit(cache=True)
 def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selectors, history_buckets, logits,
              gate_table, gate_offsets, n_orders, count_edges, match_edges, lstm_edges):
     """(k, 256) mixed log-probabilities: `mix_distribution`'s sum (mixer.py), per beam. The gates' classes, in
     mixer.GATES order: history bucket, match (0: none, else 1 + length bucket), longest order that occurred
-    (0: none, else 1 + its index), LSTM confidence bucket."""
+    (0: none, else 1 + its index), LSTM confidence bucket, identifier model (0: none, else 1 + its bucket)."""
     k = lstm_logprobs.shape[0]
     models = followers.shape[1]
     match_model = models + 1  # the LSTM is model 0, the followers' models 1..models
@@ -221,23 +232,19 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
             if counts[r, m] > 0:
                 longest = m + 1
         match_class = 0 if match_byte[r] == EMPTY else 1 + _bucket(match_edges, match_length[r])
+        names = counts[r, n_orders]  # the identifier model's followers
+        name_class = 0 if names == 0 else 1 + _count_bucket(followers[r, n_orders], names, count_edges)
         for m in range(models + 2):
             gated[m] = gate_table[gate_offsets[0] + history_buckets[r], m] + \
                 gate_table[gate_offsets[1] + match_class, m] + gate_table[gate_offsets[2] + longest, m] + \
-                gate_table[gate_offsets[3] + lstm_bucket, m]
+                gate_table[gate_offsets[3] + lstm_bucket, m] + gate_table[gate_offsets[4] + name_class, m]
         chosen[0] = logits[s, 0, lstm_bucket] + gated[0]
         top = chosen[0]
         for m in range(models):
             found = counts[r, m]
             if found == 0:
                 continue
-            first = followers[r, m, 0]
-            agree = 0
-            for j in range(found):
-                if followers[r, m, j] == first:
-                    agree += 1
-            share = 0 if agree >= found else 1 if 2 * agree >= found else 2
-            chosen[m + 1] = logits[s, m + 1, min(_bucket(count_edges, found), 5) * 3 + share] + gated[m + 1]
+            chosen[m + 1] = logits[s, m + 1, _count_bucket(followers[r, m], found, count_edges)] + gated[m + 1]
             top = max(top, chosen[m + 1])
         if match_byte[r] != EMPTY:
             chosen[match_model] = logits[s, match_model, _bucket(match_edges, match_length[r])] + gated[match_model]

@@ -40,15 +40,15 @@ HISTORY_EDGES = (0, 128, 512, 2048, 8192, 32768)  # bytes of history the context
 # The gates, in order, each a table of logits (classes, models) added to z_m by this position's class:
 # history: bytes of history (HISTORY_EDGES); match: 0 without a match, else 1 + the match length bucket;
 # longest: 0 when no order's context occurred, else 1 + the index of the longest order that did;
-# lstm: the LSTM's confidence bucket.
-GATES = ("history", "match", "longest", "lstm")
-FITTED_GATES = ("match", "longest", "lstm")  # fitted by default; the history gate only when asked for
+# lstm: the LSTM's confidence bucket; identifier: 0 when the identifier model found nothing, else 1 + its bucket.
+GATES = ("history", "match", "longest", "lstm", "identifier")
+FITTED_GATES = ("match", "longest", "lstm", "identifier")  # fitted by default; the history gate only when asked for
 
 
 def gate_sizes(config: ContextConfig) -> dict[str, int]:
     """Classes per gate."""
     return {"history": len(HISTORY_EDGES), "match": len(_MATCH_EDGES) + 1, "longest": len(config.orders) + 1,
-            "lstm": len(_LSTM_EDGES)}
+            "lstm": len(_LSTM_EDGES), "identifier": BUCKETS + 1}
 
 
 def selector_of(previous: np.ndarray) -> np.ndarray:
@@ -169,7 +169,8 @@ def gate_classes(evidence: Evidence, config: ContextConfig) -> np.ndarray:
     orders = evidence.present[:, 1:1 + n_orders]
     longest = np.where(orders.any(axis=1), n_orders - np.argmax(orders[:, ::-1], axis=1), 0)
     match = np.where(evidence.present[:, -1], evidence.bucket[:, -1] + 1, 0)
-    return np.stack([evidence.history, match, longest, evidence.bucket[:, 0]], axis=1).astype(np.int64)
+    identifier = np.where(evidence.present[:, -2], evidence.bucket[:, -2] + 1, 0)
+    return np.stack([evidence.history, match, longest, evidence.bucket[:, 0], identifier], axis=1).astype(np.int64)
 
 
 def gate_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:
@@ -257,9 +258,12 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
     config, weights_logits = weights.config, weights.logits
     n_orders = len(config.orders)
     occurred = [m for m, row in enumerate(tables[:n_orders]) if (row != EMPTY).any()]
+    names = tables[n_orders][tables[n_orders] != EMPTY]
     classes = {"history": _history_bucket(history_bytes),
                "match": 0 if match_byte == EMPTY else 1 + int(match_buckets(np.array([match_length]))[0]),
-               "longest": 1 + occurred[-1] if occurred else 0, "lstm": lstm_bucket}
+               "longest": 1 + occurred[-1] if occurred else 0, "lstm": lstm_bucket,
+               "identifier": 1 + int(count_buckets(np.array([len(names)]), np.array([(names == names[0]).sum()]))[0])
+               if len(names) else 0}
     g = sum(weights.gates[name][classes[name]] for name in GATES)
     components = [lstm_probs.astype(np.float64)]
     chosen = [weights_logits[selector, 0, lstm_bucket] + g[0]]
