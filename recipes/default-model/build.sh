@@ -64,7 +64,15 @@ codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out
 codelstm eval --model runs/default-usage --data data/default-corpus --threads 1 --record
 # Its init.path (this machine's absolute path) was replaced by a "from" line naming the commit.
 cp runs/default-usage/config.json runs/default-usage/model.safetensors runs/default-usage/mixer.json codelstm/default_model/
-# Size check before that run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
+# Seventh stage (2026-11-26, fifth session): the same run resumed again, budget 310 minutes in all (about 102
+# more), peak lr 8e-4: the cosine picks up at the 67% point (lr ~2.5e-4) and decays to 8e-5. One thread.
+# The mixer refitted with the gates (docs/context.md; format codelstm-mixer/3), as above.
+codelstm train --data data/default-corpus-2 --out runs/default-usage --resume --minutes 310 --lr 8e-4 --lanes 64 \
+  --seq-len 128 --warmup 150 --eval-interval 1000 --eval-bytes 300000 --half --threads 1 --no-report
+codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out runs/default-usage --threads 2
+codelstm eval --model runs/default-usage --data data/default-corpus --threads 2 --record
+cp runs/default-usage/config.json runs/default-usage/model.safetensors runs/default-usage/mixer.json codelstm/default_model/
+# Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py
 # --hidden 384|512 --lanes 32 --threads 1: best of alternating runs 12,137 vs 6,128 chars/s, ratio 0.505).
