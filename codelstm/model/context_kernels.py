@@ -3,8 +3,9 @@ then the mixture (numba).
 
 A step asks each of a dozen context models about each beam: a hash, a scan of the beam's own bytes, a
 binary search in up to three sorted indexes, a match to verify; then it weighs the answers. Written in
-Python that was about 10 microseconds per (beam, model), half a millisecond a step, as much as the LSTM
-step itself. The same rules compiled cost a few microseconds for the whole step.
+Python that was about 10 microseconds per (beam, model), 0.5-0.9 ms a step, more than half an LSTM
+step. Compiled, the same rules cost 3-4x less in a search (BENCHMARKS.md), most of what is left being
+memory traffic after each LSTM step.
 
 The definitions are `ContextView`'s and `DocumentMixer`'s (context_view.py, mixer.py; docs/context.md);
 tests hold these kernels equal to the bulk reading of a document (`document_predictions`) and to the
