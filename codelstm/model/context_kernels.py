@@ -222,49 +222,45 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
     match_model = models + 1  # the LSTM is model 0, the followers' models 1..models
     out = np.empty((k, 256))
     chosen = np.empty(models + 2)
-    gated = np.empty(models + 2)
+    classes = np.empty(len(gate_offsets), dtype=np.int64)
     for r in range(k):
         s = selectors[r]
         probs = np.exp(lstm_logprobs[r].astype(np.float64))
         probs /= probs.sum()
         lstm_bucket = _bucket(lstm_edges, probs.max())
+        match_bucket = _bucket(match_edges, match_length[r])
         longest = 0
         for m in range(n_orders):
             if counts[r, m] > 0:
                 longest = m + 1
-        match_class = 0 if match_byte[r] == EMPTY else 1 + _bucket(match_edges, match_length[r])
         names = counts[r, n_orders]  # the identifier model's followers
-        name_class = 0 if names == 0 else 1 + _count_bucket(followers[r, n_orders], names, count_edges)
+        classes[0] = history_buckets[r]
+        classes[1] = 0 if match_byte[r] == EMPTY else 1 + match_bucket
+        classes[2] = longest
+        classes[3] = lstm_bucket
+        classes[4] = 0 if names == 0 else 1 + _count_bucket(followers[r, n_orders], names, count_edges)
         for m in range(models + 2):
-            gated[m] = gate_table[gate_offsets[0] + history_buckets[r], m] + \
-                gate_table[gate_offsets[1] + match_class, m] + gate_table[gate_offsets[2] + longest, m] + \
-                gate_table[gate_offsets[3] + lstm_bucket, m] + gate_table[gate_offsets[4] + name_class, m]
-        chosen[0] = logits[s, 0, lstm_bucket] + gated[0]
-        top = chosen[0]
-        for m in range(models):
-            found = counts[r, m]
-            if found == 0:
-                continue
-            chosen[m + 1] = logits[s, m + 1, _count_bucket(followers[r, m], found, count_edges)] + gated[m + 1]
-            top = max(top, chosen[m + 1])
-        if match_byte[r] != EMPTY:
-            chosen[match_model] = logits[s, match_model, _bucket(match_edges, match_length[r])] + gated[match_model]
-            top = max(top, chosen[match_model])
-        total = np.exp(chosen[0] - top)
-        for m in range(models):
+            chosen[m] = 0.0  # the gates' sum, then the model's own logit a[c, m, k_m]
+            for g in range(len(gate_offsets)):
+                chosen[m] += gate_table[gate_offsets[g] + classes[g], m]
+        chosen[0] += logits[s, 0, lstm_bucket]
+        for m in range(models):  # a model that found nothing gets no weight
             if counts[r, m]:
-                total += np.exp(chosen[m + 1] - top)
+                chosen[m + 1] += logits[s, m + 1, _count_bucket(followers[r, m], counts[r, m], count_edges)]
+            else:
+                chosen[m + 1] = -np.inf
         if match_byte[r] != EMPTY:
-            total += np.exp(chosen[match_model] - top)
-        mixed = probs * (np.exp(chosen[0] - top) / total)
+            chosen[match_model] += logits[s, match_model, match_bucket]
+        else:
+            chosen[match_model] = -np.inf
+        weight = np.exp(chosen - chosen.max())
+        weight /= weight.sum()
+        mixed = probs * weight[0]
         for m in range(models):
-            found = counts[r, m]
-            if found:
-                share_each = np.exp(chosen[m + 1] - top) / total / found
-                for j in range(found):
-                    mixed[followers[r, m, j]] += share_each
+            for j in range(counts[r, m]):
+                mixed[followers[r, m, j]] += weight[m + 1] / counts[r, m]
         if match_byte[r] != EMPTY:
-            mixed[match_byte[r]] += np.exp(chosen[match_model] - top) / total
+            mixed[match_byte[r]] += weight[match_model]
         for b in range(256):
             out[r, b] = np.log(max(mixed[b], 1e-300))
     return out

@@ -339,8 +339,7 @@ class DocumentMixer:
     def mix(self, generated: list[bytes], lstm_logprobs: np.ndarray) -> np.ndarray:
         """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities.
 
-        The same sum as `mix_distribution`, for all beams at once and compiled (`context_kernels.mix_step`):
-        a search step's whole mixture costs microseconds."""
+        The same sum as `mix_distribution`, for all beams at once and compiled (`context_kernels.mix_step`)."""
         document = self.view.document
         doc_last = document[-1] if document else -1
         history_before = len(document) + self.view.workspace_bytes
