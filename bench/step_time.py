@@ -1,8 +1,10 @@
 """LSTM step and prefix-reading time under different CPU settings, against the memory-read floor.
 
 Usage: python bench/step_time.py [--model PATH] [--repeat N]
-Prints one row per (dtype, threads, oneDNN) setting: microseconds per search step for batch 1, 8 and 128,
+Prints one row per (dtype, threads, kernel) setting: microseconds per search step for batch 1, 8 and 128,
 and milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once.
+Kernels: nn.LSTM on ATen or on oneDNN, and the written-out step the engine searches with
+(codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import torch
 
 from codelstm.commands.common import resolve_model_path
 from codelstm.model import load_checkpoint
+from codelstm.model.stepper import LstmStepper
 
 
-def time_steps(model, batch: int, repeat: int) -> float:
+def time_steps(model, batch: int, repeat: int, step=None) -> float:
+    step = step or model.step
     ids = torch.randint(1, 128, (batch,))
     state = model.initial_state(batch)
     with torch.no_grad():
         for _ in range(20):
-            _, state = model.step(ids, state)
+            _, state = step(ids, state)
         t0 = time.perf_counter()
         for _ in range(repeat):
-            _, state = model.step(ids, state)
+            _, state = step(ids, state)
     return (time.perf_counter() - t0) / repeat * 1e6
 
 
@@ -66,21 +70,25 @@ def main() -> None:
     arch = config["architecture"]
     print(f"model: {arch['num_layers']}x{arch['hidden_size']} {arch['cell']}, {config['parameters']:,} parameters")
     print(f"weight-read floor (every weight summed once, warm, 1 thread): {memory_floor_us(model):.0f} us per step")
-    print(f"{'dtype':>8} {'threads':>7} {'oneDNN':>6} {'step b1 us':>11} {'step b8 us':>11} {'step b128 us':>12} "
+    print(f"{'dtype':>8} {'threads':>7} {'kernel':>11} {'step b1 us':>11} {'step b8 us':>11} {'step b128 us':>12} "
           f"{'read 1 ms':>10} {'read 8 ms':>10}")
-    settings = [("float32", mkldnn, threads) for mkldnn in (True, False) for threads in (1, 2)]
+    settings = [("float32", kernel, threads) for kernel in ("oneDNN", "ATen", "written-out") for threads in (1, 2)]
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # ATen's bfloat16 LSTM is far slower: oneDNN only
-        settings += [("bfloat16", True, threads) for threads in (1, 2)]
-    for dtype, mkldnn, threads in settings:
+        settings += [("bfloat16", kernel, threads) for kernel in ("oneDNN", "written-out") for threads in (1, 2)]
+    for dtype, kernel, threads in settings:
         torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = mkldnn
+        torch.backends.mkldnn.enabled = kernel == "oneDNN"
         m = model.to(getattr(torch, dtype))
-        b1 = time_steps(m, 1, args.repeat)
-        b8 = time_steps(m, 8, args.repeat)
-        b128 = time_steps(m, 128, max(1, args.repeat // 10))
-        r1 = time_prefill(m, 1, max(1, args.repeat // 50))
-        r8 = time_prefill(m, 8, max(1, args.repeat // 50))
-        print(f"{dtype:>8} {threads:>7} {str(mkldnn):>6} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1:>10.1f} {r8:>10.1f}")
+        step = LstmStepper(m) if kernel == "written-out" else None
+        b1 = time_steps(m, 1, args.repeat, step)
+        b8 = time_steps(m, 8, args.repeat, step)
+        b128 = time_steps(m, 128, max(1, args.repeat // 10), step)
+        if step is None:
+            r1 = f"{time_prefill(m, 1, max(1, args.repeat // 50)):>10.1f}"
+            r8 = f"{time_prefill(m, 8, max(1, args.repeat // 50)):>10.1f}"
+        else:
+            r1 = r8 = f"{'-':>10}"
+        print(f"{dtype:>8} {threads:>7} {kernel:>11} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1} {r8}")
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,7 @@ from codelstm.model.context_view import ContextView
 from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many
 from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
+from codelstm.model.stepper import LstmStepper
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
 PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
@@ -99,8 +100,11 @@ class InferenceEngine:
     def __init__(self, model: ByteLM, cache: StateCache | None = None, cold_prefix_cap: int = 4096,
                  document_prefix_cap: int = 1 << 20, prefill_chunk: int = 512, sequence_onednn: bool = True,
                  step_onednn: bool = False, prefill_wait_s: float = 0.1, store_every: int = STORE_EVERY,
-                 name: str = "model", mixer: MixerWeights | None = None) -> None:
+                 name: str = "model", mixer: MixerWeights | None = None, written_out_step: bool = True) -> None:
         self.model = model.eval()
+        # search steps: the written-out LSTM step where the model allows it (2x faster for a few rows),
+        # else nn.LSTM on the kernel `step_onednn` names
+        self.model_step = LstmStepper(model) if written_out_step and LstmStepper.supports(model) else model.step
         self.mixer = mixer  # None: the LSTM alone
         if mixer is not None:
             compile_kernels(mixer)
@@ -160,7 +164,7 @@ class InferenceEngine:
         with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
             inputs = torch.cat([s.pending for s in searches]).to(self.model.device)
             state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
-            logits, new_state = self.model.step(inputs, state)
+            logits, new_state = self.model_step(inputs, state)
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         offset = 0
         for job, search in zip(jobs, searches):

@@ -100,6 +100,7 @@ class CompletionService:
         engine = InferenceEngine(model, cache, cold_prefix_cap=self.settings.cold_prefix_cap,
                                  sequence_onednn=self.settings.onednn_prefill or bfloat16,
                                  step_onednn=self.settings.onednn or bfloat16,
+                                 written_out_step=not self.settings.onednn,
                                  prefill_wait_s=self.settings.prefill_wait_ms / 1000, name=name, mixer=mixer)
         return LoadedModel(name, path, config, engine, context)
 

@@ -56,7 +56,7 @@ def test_a_failing_batched_model_call_is_retried_job_by_job(engine, monkeypatch)
     engine.iterate(jobs)  # read the prefixes, start the searches
     rows = [len(j.search.pending) for j in jobs]
     assert rows[0] != rows[1]
-    real_step, calls = engine.model.step, []
+    real_step, calls = engine.model_step, []
 
     def step(byte_ids, state=None):
         calls.append(byte_ids.numel())
@@ -64,7 +64,7 @@ def test_a_failing_batched_model_call_is_retried_job_by_job(engine, monkeypatch)
             raise RuntimeError("injected: cannot step these rows")
         return real_step(byte_ids, state)
 
-    monkeypatch.setattr(engine.model, "step", step)
+    monkeypatch.setattr(engine, "model_step", step)
     engine.iterate(jobs)
     assert calls == [sum(rows), rows[0], rows[1]]  # the batch, then each job alone
     assert jobs[0].error is None and isinstance(jobs[1].error, RuntimeError)
