@@ -1,22 +1,30 @@
 """LSTM step and prefix-reading time under different CPU settings, against the memory-read floor.
 
-Usage: python bench/step_time.py [--model PATH] [--repeat N]
+Usage: python bench/step_time.py [--model PATH] [--repeat N] [--bpc-bytes N]
 Prints one row per (dtype, threads, kernel) setting: microseconds per search step for batch 1, 8 and 128,
 and milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once.
 Kernels: nn.LSTM on ATen or on oneDNN, and the written-out step the engine searches with
-(codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM).
+(codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM). Then, per kernel and dtype, the bits
+per byte of held-out files read one byte per step (teacher-forced, 8 files side by side as 8 rows): what a
+kernel's rounding costs in prediction.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, when run from the repository root
 
 from codelstm.commands.common import resolve_model_path
 from codelstm.model import load_checkpoint
 from codelstm.model.stepper import LstmStepper
+from common import held_out_texts
 
 
 def time_steps(model, batch: int, repeat: int, step=None) -> float:
@@ -43,6 +51,17 @@ def time_prefill(model, batch: int, repeat: int, length: int = 257) -> float:
     return (time.perf_counter() - t0) / repeat * 1e3
 
 
+def stepped_bits_per_byte(model, step, rows: list[bytes]) -> float:
+    """Bits per byte of `rows` (equal lengths) fed one byte per step from a fresh state."""
+    ids = torch.tensor([list(row) for row in rows])
+    state, nats = model.initial_state(len(rows)), 0.0
+    with torch.no_grad():
+        for t in range(ids.size(1) - 1):
+            logits, state = step(ids[:, t], state)
+            nats -= torch.log_softmax(logits.float(), -1).gather(1, ids[:, t + 1:t + 2]).sum().item()
+    return nats / (ids.size(0) * (ids.size(1) - 1)) / math.log(2)
+
+
 def memory_floor_us(model, repeat: int = 200) -> float:
     """Time to read every weight once, as a step must: summing each weight tensor, warm, one thread.
 
@@ -65,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--repeat", type=int, default=500)
+    parser.add_argument("--bpc-bytes", type=int, default=1500, help="bytes of each of 8 held-out files for the BPC rows")
     args = parser.parse_args()
     model, config = load_checkpoint(resolve_model_path(args.model))
     arch = config["architecture"]
@@ -89,6 +109,15 @@ def main() -> None:
         else:
             r1 = r8 = f"{'-':>10}"
         print(f"{dtype:>8} {threads:>7} {kernel:>11} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1} {r8}")
+    texts = [t.encode()[:args.bpc_bytes] for t in held_out_texts()[:8]]
+    rows = [t[:min(map(len, texts))] for t in texts]
+    print(f"teacher-forced bits per byte, {len(rows)} held-out files x {len(rows[0]):,} bytes, one byte per step:")
+    torch.set_num_threads(1)
+    for dtype, kernel, _ in settings[::2]:
+        torch.backends.mkldnn.enabled = kernel == "oneDNN"
+        m = model.to(getattr(torch, dtype))
+        step = LstmStepper(m) if kernel == "written-out" else m.step
+        print(f"{dtype:>8} {kernel:>11} {stepped_bits_per_byte(m, step, rows):.4f}")
 
 if __name__ == "__main__":
     main()

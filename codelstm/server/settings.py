@@ -44,7 +44,7 @@ class ServerSettings(BaseSettings):
     cache_interval: int = Field(256, ge=16)  # bytes between cached states
     cold_prefix_cap: int = Field(4096, ge=64)  # bytes read of a prefix without document_id
     threads: int | None = Field(None, ge=1)  # torch threads for prefixes and big steps (small ones use one); None: available CPUs - 1
-    onednn: bool = False  # oneDNN LSTM kernels: 10x slower per batch-1 step here (bench/step_time.py)
+    onednn: bool = False  # search steps on nn.LSTM with oneDNN, not the written-out step: 2x slower for a few beams here (bench/step_time.py)
     onednn_prefill: bool = True  # oneDNN for reading prefixes: 2-3x faster over a sequence (bench/step_time.py)
     prefill_wait_ms: float = Field(100.0, ge=0.0)  # under load, uncached prefixes wait this long to be read together
     kernel_cache_entries: int = Field(128, ge=1)  # LSTM call shapes oneDNN and ideep keep compiled (~0.9 MB each)
