@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Sequence
 
+import numpy as np
 import torch
 
 from codelstm.model.config import DOC_SEPARATOR
@@ -86,10 +87,10 @@ _FIRST_CONTINUATION = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF
 
 
 @lru_cache(maxsize=None)
-def _utf8_allowed(state: Utf8State) -> torch.Tensor:
+def _utf8_allowed(state: Utf8State) -> np.ndarray:
     """Bytes that keep the output valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)."""
     pending, lo, hi = state
-    allowed = torch.zeros(256, dtype=torch.bool)
+    allowed = np.zeros(256, dtype=bool)
     if pending:
         allowed[lo:hi + 1] = True
     else:
@@ -98,19 +99,24 @@ def _utf8_allowed(state: Utf8State) -> torch.Tensor:
     return allowed
 
 
+_IDENTIFIER_BYTES = IDENTIFIER_MASK.numpy()
+
+
 @lru_cache(maxsize=4096)
-def _beam_masks(mode: Mode, utf8_states: tuple[Utf8State, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _beam_masks(mode: Mode, utf8_states: tuple[Utf8State, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(allowed, terminal, growing) bytes for beams in these UTF-8 states, (k, 256) each.
 
     The same few combinations (mostly k beams between characters) recur at every step of every search,
-    so they are built once: per-step tensor construction was a tenth of a batched step's time."""
-    allowed = torch.stack([_utf8_allowed(state) for state in utf8_states])
+    so they are built once: per-step mask construction was a tenth of a batched step's time."""
+    allowed = np.stack([_utf8_allowed(state) for state in utf8_states])
     if mode == "token":
-        terminal = ~IDENTIFIER_MASK & allowed
+        terminal = ~_IDENTIFIER_BYTES & allowed
     else:
-        terminal = torch.zeros_like(allowed)
+        terminal = np.zeros_like(allowed)
         if mode == "line":
             terminal[:, NEWLINE] = True
+    for mask in (allowed, terminal):
+        mask.flags.writeable = False  # shared by every search that meets these states
     return allowed, terminal, allowed & ~terminal
 
 
@@ -235,10 +241,10 @@ class Search:
         if state is not None:
             self.state = state
         spec = self.spec
-        logprobs = logprobs.float()
+        # the bookkeeping runs in numpy: on a few beams each torch call costs more than its arithmetic
+        logprobs = logprobs.float().cpu().numpy()
         if self.mixer is not None:  # one distribution everywhere: the LSTM's mixed with the context models'
-            mixed = self.mixer.mix([beam.data for beam in self.beams], logprobs.cpu().numpy())
-            logprobs = torch.from_numpy(mixed).float()
+            logprobs = self.mixer.mix([beam.data for beam in self.beams], logprobs).astype(np.float32)
         sampling = spec.temperature is not None
         candidates = self._sample(logprobs) if sampling else self._best(logprobs)
         new_beams: list[_Beam] = []
@@ -275,13 +281,13 @@ class Search:
         self.state = tuple(s.index_select(1, index.to(s.device)) for s in self.state)
         self.pending = torch.tensor([beam.data[-1] for beam in new_beams], dtype=torch.long)
 
-    def _masks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(allowed, terminal, growing, can_end) for the live beams: (k, 256) x 3, (k,)."""
         allowed, terminal, growing = _beam_masks(self.spec.mode, tuple(b.utf8 for b in self.beams))
-        can_end = torch.tensor([bool(b.data) and b.utf8[0] == 0 for b in self.beams])
+        can_end = np.array([bool(b.data) and b.utf8[0] == 0 for b in self.beams])
         return allowed, terminal, growing, can_end
 
-    def _best(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
+    def _best(self, logprobs: np.ndarray) -> list[tuple[float, int, int]]:
         """The 'end here' option of every beam, then the best continuations of all beams, best first.
 
         Ends never compete with continuations for the `width` places: finishing costs no place, and
@@ -289,26 +295,32 @@ class Search:
         drop ends whose length-normalised score ranks them among the best. Continuations all have the
         same length, so keeping the best by log-probability keeps the best by score."""
         _, terminal, growing, can_end = self._masks()
-        base = torch.tensor([b.logprob for b in self.beams], dtype=torch.float32)
-        if self.spec.mode == "line":  # one terminal byte: its log-prob is the logsumexp, exactly
-            end = base + logprobs[:, NEWLINE]
-        else:
-            end = base + torch.logsumexp(logprobs.masked_fill(~terminal, -math.inf), dim=1)
-        end = end.masked_fill(~can_end, -math.inf)
+        base = np.array([b.logprob for b in self.beams], dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a beam with no terminal byte: -inf
+            if self.spec.mode == "line":  # one terminal byte: its log-prob is the logsumexp, exactly
+                end = base + logprobs[:, NEWLINE]
+            else:
+                ends = np.where(terminal, logprobs, -np.inf)
+                top = ends.max(axis=1)
+                end = base + top + np.log(np.exp(ends - np.where(np.isfinite(top), top, 0)[:, None]).sum(axis=1))
+        end = np.where(can_end & np.isfinite(end), end, -np.inf)
         out = [(score, i, END) for i, score in enumerate(end.tolist()) if score > -math.inf]
-        grow = (base[:, None] + logprobs).masked_fill(~growing, -math.inf).flatten()
-        top = torch.topk(grow, min(2 * self.spec.width, grow.numel()))  # spares for those a stop rule finishes
-        for score, idx in zip(top.values.tolist(), top.indices.tolist()):
+        grow = np.where(growing, base[:, None] + logprobs, -np.inf).ravel()
+        k = min(2 * self.spec.width, grow.size)  # spares for those a stop rule finishes
+        best = np.argpartition(-grow, k - 1)[:k] if k < grow.size else np.arange(grow.size)
+        best = best[np.lexsort((best, -grow[best]))]  # best first; ties: the lower beam, then byte
+        for score, idx in zip(grow[best].tolist(), best.tolist()):
             if score == -math.inf:
                 break
             out.append((score, idx // 256, idx % 256))
         return out
 
-    def _sample(self, logprobs: torch.Tensor) -> list[tuple[float, int, int]]:
+    def _sample(self, logprobs: np.ndarray) -> list[tuple[float, int, int]]:
         """One sampled continuation (or end) per beam."""
         allowed, terminal, _, can_end = self._masks()
-        allowed = allowed & (can_end[:, None] | ~terminal)
-        probs = torch.softmax(logprobs.masked_fill(~allowed, -math.inf) / self.spec.temperature, dim=-1)
+        allowed = torch.from_numpy(allowed & (can_end[:, None] | ~terminal))
+        logits = torch.from_numpy(logprobs)
+        probs = torch.softmax(logits.masked_fill(~allowed, -math.inf) / self.spec.temperature, dim=-1)
         picks = torch.multinomial(probs, 1, generator=self.generator).flatten().tolist()
         return [(beam.logprob + float(logprobs[i, b]), i, END if terminal[i, b] else b)
                 for i, (beam, b) in enumerate(zip(self.beams, picks))]
