@@ -63,7 +63,8 @@ class LstmStepper:
         new (h, c), each (layers, B, H) in the model's dtype."""
         rows = byte_ids.numel()
         if state is None:
-            zeros = torch.zeros(len(self.recurrent), rows, self.hidden_size, dtype=self.dtype)
+            zeros = torch.zeros(len(self.recurrent), rows, self.hidden_size, dtype=self.dtype,
+                                device=self.head_weight.device)
             state = (zeros, zeros)
         h_in, c_in = state
         hs, cs = [], []
