@@ -11,19 +11,21 @@ import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
 from codelstm.model.config import DOC_SEPARATOR
 from codelstm.model.network import ByteLM, State, use_onednn
+from codelstm.model.stepper import LstmStepper
 
 if TYPE_CHECKING:
     from codelstm.model.context import ContextIndex
     from codelstm.model.mixer import DocumentMixer, MixerWeights
 
 Mode = Literal["token", "line", "block"]
+StepFunction = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]  # byte ids, state -> logits, state
 NEWLINE = 0x0A
 END = -1  # pseudo-byte: the completion ends here (identifier end, newline)
 # Results rank by score = logprob / min(len, SCORED_LENGTH[mode])**LENGTH_PENALTY[mode]: a larger exponent favours
@@ -422,14 +424,22 @@ def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State |
     return results
 
 
+def search_step(model: ByteLM) -> StepFunction:
+    """The one-byte step searches run on: the written-out step where the model allows it, as the server's
+    engine steps (`stepper.py`), else the model's own. Built from the weights as they are now: make a new
+    one after they change (a training run's evaluation makes one per call)."""
+    return LstmStepper(model) if LstmStepper.supports(model) else model.step
+
+
 @torch.no_grad()
-def step_searches(model: ByteLM, searches: Sequence[Search]) -> None:
-    """One batched LSTM step for every live beam of every given (not done) search."""
+def step_searches(model: ByteLM, searches: Sequence[Search], step: StepFunction | None = None) -> None:
+    """One batched LSTM step for every live beam of every given (not done) search (`step`: the step function,
+    default the model's own)."""
     sizes = [len(s.pending) for s in searches]
     inputs = torch.cat([s.pending for s in searches]).to(model.device)
     n_parts = len(searches[0].state)
     state = tuple(torch.cat([s.state[j] for s in searches], dim=1) for j in range(n_parts))
-    logits, new_state = model.step(inputs, state)
+    logits, new_state = (step or model.step)(inputs, state)
     logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
     offset = 0
     for s, k in zip(searches, sizes):
@@ -438,11 +448,12 @@ def step_searches(model: ByteLM, searches: Sequence[Search]) -> None:
 
 
 @torch.no_grad()
-def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256) -> None:
+def run_searches(model: ByteLM, searches: Sequence[Search], max_batch: int = 256,
+                 step: StepFunction | None = None) -> None:
     """Advance every search to the end, all live beams of all searches in one batched step per byte."""
     active = [s for s in searches if not s.done]
     while active:
-        step_searches(model, active[: max(1, max_batch)])
+        step_searches(model, active[: max(1, max_batch)], step)
         active = [s for s in searches if not s.done]
 
 
@@ -459,5 +470,5 @@ def complete(model: ByteLM, prefix: str, spec: SearchSpec = SearchSpec(), mixer_
 
         mixer = DocumentMixer.for_document(mixer_weights, data, workspace=workspace)
     search = Search(spec, state, logits, data[-256:], mixer)
-    run_searches(model, [search])
+    run_searches(model, [search], step=search_step(model))
     return search.results()

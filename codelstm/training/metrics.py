@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from codelstm.model.generate import Search, SearchSpec, is_identifier_byte, prefill_many, run_searches, step_searches
+from codelstm.model.generate import (Search, SearchSpec, is_identifier_byte, prefill_many, run_searches, search_step,
+                                     step_searches)
 from codelstm.model.network import ByteLM, use_onednn
 from codelstm.training.evaluate import document_nll_bits, resolve_precision, states_at
 from codelstm.training.sampling import Sampling, spread, spread_positions, typist_windows
@@ -137,6 +138,7 @@ def identifier_scores(model: ByteLM, docs: list[bytes], per_file: int, precision
     states = states_at(model, docs, [[p for p, _, _ in ts] for ts in targets], precision=precision)
     groups = [list(range(len(docs)))] if mixers is None else [[i] for i in range(len(docs))]
     scores = IdentifierScores(0, 0, 0)
+    step = search_step(model)  # the server's step: the same distribution as a completion would see
     with (progress or _Progress(False)).bar(sum(map(len, targets)), "identifiers", "search") as bar, \
             use_onednn(model.dtype == torch.bfloat16):
         for group in groups:
@@ -150,7 +152,7 @@ def identifier_scores(model: ByteLM, docs: list[bytes], per_file: int, precision
                                  target, typed))
             for k in range(0, len(jobs), 512):
                 batch = jobs[k:k + 512]
-                run_searches(model, [s for s, _, _ in batch])
+                run_searches(model, [s for s, _, _ in batch], step=step)
                 for search, target, typed in batch:
                     texts = [c.text.encode("utf-8") for c in search.results()]
                     hit = bool(texts) and texts[0] == target
@@ -231,6 +233,7 @@ def _type(model: ByteLM, typists: list[_Typist], bar) -> None:
     """Type every typist's stretch, all side by side."""
     live = [t for t in typists if t.pos < t.end]
     bfloat16 = model.dtype == torch.bfloat16  # oneDNN for bfloat16 (ATen's is 40x slower); ATen steps float32 best
+    step = search_step(model)  # the server's step: the same distribution as a completion would see
     while live:
         for t in live:
             if t.search is None:
@@ -239,7 +242,7 @@ def _type(model: ByteLM, typists: list[_Typist], bar) -> None:
         stepping = [t.search for t in live if not t.search.done]
         if stepping:
             with use_onednn(bfloat16):
-                step_searches(model, stepping)
+                step_searches(model, stepping, step)
         moving = [(t, t.offer()) for t in live if t.search.done]
         if moving:
             read = prefill_many(model, [t.doc[t.pos:t.pos + n] for t, n in moving],
