@@ -31,10 +31,9 @@ import torch
 from codelstm.model.cache import Checkpoint, StateCache, common_prefix_length
 from codelstm.model.context import ContextIndex
 from codelstm.model.context_view import ContextView
-from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many
+from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many, search_step
 from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
-from codelstm.model.stepper import LstmStepper
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
 PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
@@ -104,7 +103,7 @@ class InferenceEngine:
         self.model = model.eval()
         # search steps: the written-out LSTM step where the model allows it (2x faster for a few rows),
         # else nn.LSTM on the kernel `step_onednn` names
-        self.model_step = LstmStepper(model) if written_out_step and LstmStepper.supports(model) else model.step
+        self.model_step = search_step(model) if written_out_step else model.step
         self.mixer = mixer  # None: the LSTM alone
         if mixer is not None:
             compile_kernels(mixer)

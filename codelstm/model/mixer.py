@@ -10,8 +10,8 @@ k_m, the model's own confidence bucket (for an order-n model: how many earlier o
 and how many of them agree with the latest; for the match model: the verified match length; for the
 LSTM: its largest probability). The gates G_g let what the *other* models say move a model's weight:
 x_g is this position's class in gate g (`GATES`): how long the match is, which is the longest order
-whose context occurred, how sure the LSTM is, and (when asked for: off by default, docs/context.md says
-why) how much history the context models have. a and the gates are fitted on a corpus (`fit_logits` in
+whose context occurred, how sure the LSTM is, what the identifier model found, and (when asked for: off
+by default, docs/context.md says why) how much history the context models have. a and the gates are fitted on a corpus (`fit_logits` in
 training); a is adapted online per document by the gradient of log p(actual byte), so a file whose
 context models are reliable comes to trust them more. docs/context.md has the derivation.
 """
