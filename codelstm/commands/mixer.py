@@ -14,7 +14,8 @@ def register(sub) -> None:
         "mixer",
         help="fit the context-model mixer of a checkpoint",
         description="Fit the mixer that combines the LSTM with the context models (docs/context.md) on a corpus's "
-        "files, read as a completion would see them, and write mixer.json beside the checkpoint's weights.",
+        "files, read as a completion would see them, and write mixer.json beside the checkpoint's weights; also count the "
+        "names model's table (names.safetensors: which names follow which qualifier) on the corpus's train split.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     fit = actions.add_parser("fit", help="fit mixer.json on a corpus folder",
@@ -30,6 +31,8 @@ def register(sub) -> None:
     fit.add_argument("--history-term", action="store_true",
                      help="also fit the history gate (docs/context.md; off by default: it cost a small workspace "
                      "its names)")
+    fit.add_argument("--no-names", action="store_true",
+                     help="no names model: do not count names.safetensors on the corpus's train split (docs/context.md)")
     fit.add_argument("--out", type=Path, default=None, help="folder for mixer.json (default: the checkpoint's)")
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -50,6 +53,9 @@ def run_fit(args) -> int:
     if not 0 <= args.online_rate <= 1:
         raise UserError("--online-rate must be between 0 and 1")
     splits = ("train", "val") if args.split == "all" else (args.split,)
+    if "train" in splits and not args.no_names:
+        raise UserError("the names table is counted on the train split, so the mixer cannot be fitted there: "
+                        "use --split val, or --no-names")
     try:
         pool = load_named(args.data, splits)
     except (FileNotFoundError, ValueError) as e:
@@ -62,7 +68,8 @@ def run_fit(args) -> int:
 
         torch.set_num_threads(args.threads)
     model, _ = load_model(args.model)
-    weights = MixerWeights(online_rate=args.online_rate)
+    weights = MixerWeights(online_rate=args.online_rate, names=None if args.no_names else count_names(args.data,
+                                                                                                     args.quiet))
     evidence = []
     all_scores = lstm_scores_many(model, [d.data for d in docs], progress=not args.quiet)
     for doc, scores in tqdm(zip(docs, all_scores), desc="mixer evidence", unit="file", total=len(docs),
@@ -80,3 +87,23 @@ def run_fit(args) -> int:
     path = fitted.save(out)
     print(f"wrote {path} (fitted on {len(docs)} files, {fitted.fitted_on['bytes']:,} bytes)")
     return 0
+
+
+def count_names(corpus: Path, quiet: bool):
+    """The names table counted on the corpus's train split (the files the mixer is not fitted on)."""
+    from tqdm import tqdm
+
+    from codelstm.model.names import NameTable
+    from codelstm.training.heldout import load_named
+
+    try:
+        train = load_named(corpus, ("train",))
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(f"cannot read the train split of {corpus} for the names table: {e}") from None
+    table = NameTable.build(d.data for d in tqdm(train, desc="names table", unit="file", disable=quiet,
+                                                 dynamic_ncols=True))
+    table.built_from = {"data": str(corpus), "split": "train", "files": len(train),
+                        "bytes": sum(len(d.data) for d in train)}
+    if not quiet:
+        print(f"names table: {len(table):,} qualifiers from {len(train):,} files")
+    return table

@@ -47,8 +47,9 @@ class ContextConfig:
 
     @property
     def model_names(self) -> list[str]:
-        """Sources of a prediction, in mixer order: the LSTM, each order, the identifier and match models."""
-        return ["lstm", *(f"order{n}" for n in self.orders), "identifier", "match"]
+        """Sources of a prediction, in mixer order: the LSTM, each order, the identifier and match models, and the
+        names model (names.py: from a table counted over the training corpus, not from this history)."""
+        return ["lstm", *(f"order{n}" for n in self.orders), "identifier", "match", "names"]
 
     def to_dict(self) -> dict:
         return {"orders": list(self.orders), "recent": self.recent, "identifier_max": self.identifier_max}

@@ -212,16 +212,19 @@ def _count_bucket(followers: np.ndarray, found: int, count_edges: np.ndarray) ->
 
 
 @nb.njit(cache=True)
-def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selectors, history_buckets, logits,
-             gate_table, gate_offsets, n_orders, count_edges, match_edges, lstm_edges):
+def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selectors, history_buckets, names_probs,
+             names_bucket, logits, gate_table, gate_offsets, n_orders, count_edges, match_edges, lstm_edges):
     """(k, 256) mixed log-probabilities: `mix_distribution`'s sum (mixer.py), per beam. The gates' classes, in
     mixer.GATES order: history bucket, match (0: none, else 1 + length bucket), longest order that occurred
-    (0: none, else 1 + its index), LSTM confidence bucket, identifier model (0: none, else 1 + its bucket)."""
+    (0: none, else 1 + its index), LSTM confidence bucket, identifier model (0: none, else 1 + its bucket),
+    names model (0: none, else 1 + its bucket). The names model's (k, 256) probabilities and (k,) buckets
+    (-1: none) come from `DocumentMixer._names`; it is the last model, after the match model."""
     k = lstm_logprobs.shape[0]
     models = followers.shape[1]
     match_model = models + 1  # the LSTM is model 0, the followers' models 1..models
+    names_model = models + 2
     out = np.empty((k, 256))
-    chosen = np.empty(models + 2)
+    chosen = np.empty(models + 3)
     classes = np.empty(len(gate_offsets), dtype=np.int64)
     for r in range(k):
         s = selectors[r]
@@ -239,7 +242,8 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
         classes[2] = longest
         classes[3] = lstm_bucket
         classes[4] = 0 if names == 0 else 1 + _count_bucket(followers[r, n_orders], names, count_edges)
-        for m in range(models + 2):
+        classes[5] = 1 + names_bucket[r]  # 0 when the names model has nothing (-1)
+        for m in range(models + 3):
             chosen[m] = 0.0  # the gates' sum, then the model's own logit a[c, m, k_m]
             for g in range(len(gate_offsets)):
                 chosen[m] += gate_table[gate_offsets[g] + classes[g], m]
@@ -253,6 +257,10 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
             chosen[match_model] += logits[s, match_model, match_bucket]
         else:
             chosen[match_model] = -np.inf
+        if names_bucket[r] >= 0:
+            chosen[names_model] += logits[s, names_model, names_bucket[r]]
+        else:
+            chosen[names_model] = -np.inf
         weight = np.exp(chosen - chosen.max())
         weight /= weight.sum()
         mixed = probs * weight[0]
@@ -261,6 +269,9 @@ def mix_step(lstm_logprobs, followers, counts, match_byte, match_length, selecto
                 mixed[followers[r, m, j]] += weight[m + 1] / counts[r, m]
         if match_byte[r] != EMPTY:
             mixed[match_byte[r]] += weight[match_model]
+        if names_bucket[r] >= 0:
+            for b in range(256):
+                mixed[b] += weight[names_model] * names_probs[r, b]
         for b in range(256):
             out[r, b] = np.log(max(mixed[b], 1e-300))
     return out

@@ -8,9 +8,11 @@ context occurred before). Each p_m sums to 1 over the 256 bytes, so p does too. 
 is selected by small contexts: c, the class of the previous byte (identifier, blank, newline, other);
 k_m, the model's own confidence bucket (for an order-n model: how many earlier occurrences it found
 and how many of them agree with the latest; for the match model: the verified match length; for the
-LSTM: its largest probability). The gates G_g let what the *other* models say move a model's weight:
+LSTM: its largest probability; for the names model: how many corpus occurrences fit and how many of them
+agree). The gates G_g let what the *other* models say move a model's weight:
 x_g is this position's class in gate g (`GATES`): how long the match is, which is the longest order
-whose context occurred, how sure the LSTM is, what the identifier model found, and (when asked for: off
+whose context occurred, how sure the LSTM is, what the identifier model found, what the names model found
+(so a confident corpus table can quiet the models that echo the file's own names), and (when asked for: off
 by default, docs/context.md says why) how much history the context models have. a and the gates are fitted on a corpus (`fit_logits` in
 training); a is adapted online per document by the gradient of log p(actual byte), so a file whose
 context models are reliable comes to trust them more. docs/context.md has the derivation.
@@ -27,6 +29,7 @@ import numpy as np
 
 from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
 from codelstm.model.context_kernels import mix_step
+from codelstm.model.names import NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names
 
 _IDENT_LIST = _IDENT.tolist()
 
@@ -40,15 +43,21 @@ HISTORY_EDGES = (0, 128, 512, 2048, 8192, 32768)  # bytes of history the context
 # The gates, in order, each a table of logits (classes, models) added to z_m by this position's class:
 # history: bytes of history (HISTORY_EDGES); match: 0 without a match, else 1 + the match length bucket;
 # longest: 0 when no order's context occurred, else 1 + the index of the longest order that did;
-# lstm: the LSTM's confidence bucket; identifier: 0 when the identifier model found nothing, else 1 + its bucket.
-GATES = ("history", "match", "longest", "lstm", "identifier")
-FITTED_GATES = ("match", "longest", "lstm", "identifier")  # fitted by default; the history gate only when asked for
+# lstm: the LSTM's confidence bucket; identifier: 0 when the identifier model found nothing, else 1 + its bucket;
+# names: 0 when the names model has no prediction, else 1 + its bucket.
+GATES = ("history", "match", "longest", "lstm", "identifier", "names")
+FITTED_GATES = ("match", "longest", "lstm", "identifier", "names")  # by default; the history gate only when asked for
 
 
 def gate_sizes(config: ContextConfig) -> dict[str, int]:
     """Classes per gate."""
     return {"history": len(HISTORY_EDGES), "match": len(_MATCH_EDGES) + 1, "longest": len(config.orders) + 1,
-            "lstm": len(_LSTM_EDGES), "identifier": BUCKETS + 1}
+            "lstm": len(_LSTM_EDGES), "identifier": BUCKETS + 1, "names": BUCKETS + 1}
+
+
+def model_index(config: ContextConfig, name: str) -> int:
+    """Where model `name` ("identifier", "match", "names", "lstm", "order<n>") sits in the mixer's order."""
+    return config.model_names.index(name)
 
 
 def selector_of(previous: np.ndarray) -> np.ndarray:
@@ -86,13 +95,14 @@ def history_buckets(history_bytes: np.ndarray) -> np.ndarray:
 @dataclass
 class MixerWeights:
     """Fitted selection logits a[selector, model, bucket] and the gates' logits, the context models' settings,
-    the online rate."""
+    the online rate, and the names model's table (None: that model never predicts)."""
 
     config: ContextConfig = field(default_factory=ContextConfig)
     logits: np.ndarray | None = None  # (SELECTORS, models, BUCKETS); None: every model weighted alike
     online_rate: float = 0.02  # step size of the per-document adaptation (0: none)
     fitted_on: dict = field(default_factory=dict)  # what the logits were fitted on (provenance)
     gates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (classes, models); absent: zeros
+    names: NameTable | None = None  # saved beside mixer.json as names.safetensors
 
     def __post_init__(self) -> None:
         models = len(self.config.model_names)
@@ -119,9 +129,14 @@ class MixerWeights:
         return np.concatenate([self.gates[name] for name in GATES]), offsets.astype(np.int64)
 
     def save(self, folder: str | Path) -> Path:
+        """mixer.json, and names.safetensors when there is a names table (an older one there is removed)."""
         path = Path(folder) / MIXER_FILE
+        if self.names is not None:
+            self.names.save(folder)
+        else:
+            (Path(folder) / NAMES_FILE).unlink(missing_ok=True)
         path.write_text(json.dumps({
-            "format": "codelstm-mixer/3", "context": self.config.to_dict(), "online_rate": self.online_rate,
+            "format": "codelstm-mixer/4", "context": self.config.to_dict(), "online_rate": self.online_rate,
             "models": self.config.model_names, "fitted_on": self.fitted_on,
             "logits": np.round(self.logits, 5).tolist(), "history_edges": list(HISTORY_EDGES),
             "gates": {name: np.round(self.gates[name], 5).tolist() for name in GATES},
@@ -130,24 +145,30 @@ class MixerWeights:
 
     @classmethod
     def load(cls, folder: str | Path) -> "MixerWeights | None":
-        """The mixer shipped beside a checkpoint, or None when it has none (the LSTM is then used alone).
-        Earlier formats read as what they computed: format 2 had the history gate only, format 1 no gate."""
+        """The mixer shipped beside a checkpoint (with its names.safetensors, if any), or None when it has none (the
+        LSTM is then used alone). Earlier formats read as what they computed: format 3 had no names model,
+        format 2 the history gate only, format 1 no gate."""
         path = Path(folder) / MIXER_FILE
         if not path.is_file():
             return None
         try:
             data = json.loads(path.read_text())
             form = data.get("format")
-            if form not in ("codelstm-mixer/1", "codelstm-mixer/2", "codelstm-mixer/3"):
+            if form not in ("codelstm-mixer/1", "codelstm-mixer/2", "codelstm-mixer/3", "codelstm-mixer/4"):
                 raise ValueError(f"unknown format {form!r}")
             if form != "codelstm-mixer/1" and tuple(data["history_edges"]) != HISTORY_EDGES:
                 raise ValueError(f"history edges {data['history_edges']} differ from this version's "
                                  f"{list(HISTORY_EDGES)}")
-            gates = data["gates"] if form == "codelstm-mixer/3" else \
+            gates = data["gates"] if form in ("codelstm-mixer/3", "codelstm-mixer/4") else \
                 {"history": data["history_logits"]} if form == "codelstm-mixer/2" else {}
-            return cls(ContextConfig.from_dict(data["context"]), np.asarray(data["logits"], dtype=np.float64),
-                       float(data["online_rate"]), data.get("fitted_on", {}),
-                       {name: np.asarray(table, dtype=np.float64) for name, table in gates.items()})
+            logits = np.asarray(data["logits"], dtype=np.float64)
+            gates = {name: np.asarray(table, dtype=np.float64) for name, table in gates.items()}
+            if form != "codelstm-mixer/4":  # before the names model: its column never weighs (it never predicts)
+                logits = np.concatenate([logits, np.zeros(logits.shape[:1] + (1,) + logits.shape[2:])], axis=1)
+                gates = {name: np.concatenate([t, np.zeros((len(t), 1))], axis=1) for name, t in gates.items()}
+            names = NameTable.load(folder) if form == "codelstm-mixer/4" else None
+            return cls(ContextConfig.from_dict(data["context"]), logits, float(data["online_rate"]),
+                       data.get("fitted_on", {}), gates, names)
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path} is not a usable mixer: {e}") from None
 
@@ -168,9 +189,12 @@ def gate_classes(evidence: Evidence, config: ContextConfig) -> np.ndarray:
     n_orders = len(config.orders)
     orders = evidence.present[:, 1:1 + n_orders]
     longest = np.where(orders.any(axis=1), n_orders - np.argmax(orders[:, ::-1], axis=1), 0)
-    match = np.where(evidence.present[:, -1], evidence.bucket[:, -1] + 1, 0)
-    identifier = np.where(evidence.present[:, -2], evidence.bucket[:, -2] + 1, 0)
-    return np.stack([evidence.history, match, longest, evidence.bucket[:, 0], identifier], axis=1).astype(np.int64)
+    of = {}
+    for name in ("identifier", "match", "names"):
+        m = model_index(config, name)
+        of[name] = np.where(evidence.present[:, m], evidence.bucket[:, m] + 1, 0)
+    return np.stack([evidence.history, of["match"], longest, evidence.bucket[:, 0], of["identifier"], of["names"]],
+                    axis=1).astype(np.int64)
 
 
 def gate_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:
@@ -180,10 +204,12 @@ def gate_logits(weights: MixerWeights, evidence: Evidence) -> np.ndarray:
 
 
 def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: np.ndarray,
-                    lstm_top_probability: np.ndarray, config: ContextConfig, workspace_bytes: int = 0) -> Evidence:
+                    lstm_top_probability: np.ndarray, config: ContextConfig, workspace_bytes: int = 0,
+                    names: tuple[np.ndarray, np.ndarray] | None = None) -> Evidence:
     """Bulk evidence for a document, given the LSTM's log-probability of each actual byte and its largest
     probability at each position (all the mixer needs of it, so no (N, 256) array is kept); `workspace_bytes`:
-    the size of the workspace the predictions also looked in."""
+    the size of the workspace the predictions also looked in; `names`: the names model's probability of each
+    actual byte and its bucket (-1: none; `names.document_names`), None when there is no names table."""
     n = len(doc)
     target = np.frombuffer(doc, dtype=np.uint8).astype(np.int64)
     models = len(config.model_names)
@@ -201,11 +227,16 @@ def gather_evidence(doc: bytes, predictions: Predictions, lstm_target_logprob: n
         prob[ok, m] = hits[ok] / found[ok]
         bucket[:, m] = count_buckets(found, agree)
         present[:, m] = ok
-    m = models - 1
+    m = model_index(config, "match")
     ok = predictions.match_byte != EMPTY
     prob[ok, m] = (predictions.match_byte[ok] == target[ok]).astype(np.float64)
     bucket[:, m] = match_buckets(predictions.match_length)
     present[:, m] = ok
+    if names is not None:
+        m = model_index(config, "names")
+        prob[:, m], ok = names[0], names[1] >= 0
+        bucket[:, m] = np.maximum(names[1], 0)
+        present[:, m] = ok
     previous = np.concatenate(([-1], target[:-1])) if n else target
     history = history_buckets(np.arange(n, dtype=np.int64) + workspace_bytes)
     return Evidence(prob, bucket, present, selector_of(previous), history)
@@ -252,18 +283,20 @@ def _adaptive_walk(weights: MixerWeights, evidence: Evidence) -> tuple[np.ndarra
 
 
 def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: int, history_bytes: int,
-                     lstm_bucket: int, tables: list[np.ndarray], match_byte: int, match_length: int) -> np.ndarray:
+                     lstm_bucket: int, tables: list[np.ndarray], match_byte: int, match_length: int,
+                     names: tuple[np.ndarray, np.ndarray, int] | None = None) -> np.ndarray:
     """The whole mixed distribution over 256 bytes at one position, from its definition (`DocumentMixer.mix`
-    is the fast form the search uses; a test holds them equal)."""
+    is the fast form the search uses; a test holds them equal). `names`: the names model's prediction there
+    (`NameTable.predict_at`: next bytes, their probabilities, its bucket) or None."""
     config, weights_logits = weights.config, weights.logits
     n_orders = len(config.orders)
     occurred = [m for m, row in enumerate(tables[:n_orders]) if (row != EMPTY).any()]
-    names = tables[n_orders][tables[n_orders] != EMPTY]
+    seen = tables[n_orders][tables[n_orders] != EMPTY]
     classes = {"history": _history_bucket(history_bytes),
                "match": 0 if match_byte == EMPTY else 1 + int(match_buckets(np.array([match_length]))[0]),
                "longest": 1 + occurred[-1] if occurred else 0, "lstm": lstm_bucket,
-               "identifier": 1 + int(count_buckets(np.array([len(names)]), np.array([(names == names[0]).sum()]))[0])
-               if len(names) else 0}
+               "identifier": 1 + int(count_buckets(np.array([len(seen)]), np.array([(seen == seen[0]).sum()]))[0])
+               if len(seen) else 0, "names": 0 if names is None else 1 + names[2]}
     g = sum(weights.gates[name][classes[name]] for name in GATES)
     components = [lstm_probs.astype(np.float64)]
     chosen = [weights_logits[selector, 0, lstm_bucket] + g[0]]
@@ -279,8 +312,14 @@ def mix_distribution(weights: MixerWeights, lstm_probs: np.ndarray, selector: in
         one_hot = np.zeros(256)
         one_hot[match_byte] = 1.0
         components.append(one_hot)
-        m = len(config.model_names) - 1
+        m = model_index(config, "match")
         chosen.append(weights_logits[selector, m, match_buckets(np.array([match_length]))[0]] + g[m])
+    if names is not None:
+        spread = np.zeros(256)
+        spread[names[0]] = names[1]
+        components.append(spread)
+        m = model_index(config, "names")
+        chosen.append(weights_logits[selector, m, names[2]] + g[m])
     a = np.array(chosen)
     w = np.exp(a - a.max())
     w /= w.sum()
@@ -326,8 +365,10 @@ class DocumentMixer:
         """Run the online adaptation over the whole document (bulk predictions of it, the LSTM's scores)."""
         if self.weights.online_rate == 0:
             return
+        table = self.weights.names
         evidence = gather_evidence(self.view.document, predictions, lstm_target_logprob, lstm_top_probability,
-                                   self.weights.config, self.view.workspace_bytes)
+                                   self.weights.config, self.view.workspace_bytes,
+                                   document_names(self.view.document, table) if table is not None else None)
         adapted = MixerWeights(self.weights.config, self.logits, self.weights.online_rate,
                                gates=self.weights.gates)
         self.logits = adapt_logits(adapted, evidence)
@@ -345,9 +386,27 @@ class DocumentMixer:
         history_before = len(document) + self.view.workspace_bytes
         selectors = np.array([_selector(g[-1] if g else doc_last) for g in generated], dtype=np.int64)
         history = np.array([_history_bucket(history_before + len(g)) for g in generated], dtype=np.int64)
+        names_probs, names_bucket = self._names(generated)
         return mix_step(np.ascontiguousarray(lstm_logprobs, dtype=np.float32), *self.view.step_arrays(generated),
-                        selectors, history, self.logits, *self._gates, len(self.weights.config.orders),
-                        _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
+                        selectors, history, names_probs, names_bucket, self.logits, *self._gates,
+                        len(self.weights.config.orders), _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
+
+    def _names(self, generated: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """The names model after document + each beam's bytes: (k, 256) probabilities and (k,) buckets (-1: none).
+        A qualifier and the name after it lie within the last few hundred bytes (`names.qualifier_keys`)."""
+        table = self.weights.names
+        probs = np.zeros((len(generated), 256))
+        buckets = np.full(len(generated), -1, dtype=np.int64)
+        if table is None:
+            return probs, buckets
+        tail = self.view.document[-NAMES_LOOKBACK:]
+        for b, g in enumerate(generated):
+            text = tail + g
+            found = table.predict_at(text, len(text))
+            if found is not None:
+                probs[b, found[0]] = found[1]
+                buckets[b] = found[2]
+        return probs, buckets
 
 
 def compile_kernels(weights: MixerWeights) -> None:

@@ -19,6 +19,7 @@ from codelstm.model.context import ContextIndex, document_predictions
 from codelstm.model.context_view import ContextView
 from codelstm.model.engine import CONTEXT_DOCUMENT_CAP
 from codelstm.model.mixer import DocumentMixer, Evidence, MixerWeights, bits, gather_evidence, mixed_target_probability
+from codelstm.model.names import document_names
 from codelstm.model.network import ByteLM
 from codelstm.model.scoring import Scores, lstm_scores_many
 from codelstm.training.heldout import NamedDocument, folder_workspace
@@ -31,10 +32,11 @@ WORKSPACE_MAX_BYTES = 1 << 20  # a file's folder mates beyond this are left out 
 def evidence_for(doc: bytes, scores: Scores, weights: MixerWeights,
                  workspace: bytes = b"") -> Evidence:
     """One file's evidence: the LSTM's `scores` (from `lstm_scores`) and the context models over the file so
-    far, and over `workspace` (NUL-separated files) when given."""
+    far, and over `workspace` (NUL-separated files) when given; the names model's when the weights have a table."""
     index = ContextIndex.build(workspace, weights.config) if workspace else None
     predictions = document_predictions(doc, weights.config, index)
-    return gather_evidence(doc, predictions, scores[0], scores[1], weights.config, len(workspace))
+    names = document_names(doc, weights.names) if weights.names is not None else None
+    return gather_evidence(doc, predictions, scores[0], scores[1], weights.config, len(workspace), names)
 
 
 class PrefixMixers:

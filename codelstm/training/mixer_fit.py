@@ -56,4 +56,4 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
         opt.step()
     return MixerWeights(weights.config, logits.detach().view(shape).numpy().copy(), weights.online_rate,
                         weights.fitted_on, {name: gates[name].detach().view(weights.gates[name].shape).numpy().copy()
-                                            for name in GATES})
+                                            for name in GATES}, weights.names)

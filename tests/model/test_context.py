@@ -14,13 +14,18 @@ from codelstm.model.context import (EMPTY, ContextConfig, ContextIndex, context_
                                     TextHashes)
 from codelstm.model.mixer import (GATES, MixerWeights, bits, gate_classes, gather_evidence, mix_distribution,
                                   mixed_target_probability, lstm_buckets, selector_of)
+from codelstm.model.names import NameTable, document_names
 from codelstm.training.mixer_fit import fit_logits
 
 CONFIG = ContextConfig(orders=(1, 2, 3, 4, 6, 8), recent=8, identifier_max=16)
 
 DOC = b"".join(
-    f"def handle_{name}(request, value):\n    result = compute_{name}(value)\n    return result + {i}\n\n".encode()
+    f"def handle_{name}(request, value):\n    result = lib.compute_{name}(value)\n    return result.real + {i}\n\n".encode()
     for i, name in enumerate(["alpha", "beta", "gamma", "alpha", "delta", "beta", "epsilon", "gamma"] * 2))
+# the names model's table, as if counted on a training corpus that used `lib`, `.real` and `canvas`
+NAMES = NameTable.build([b"x = lib.compute_alpha(1)\ny = lib.compute_beta(2)\nz = lib.compute_alpha(3)\n"
+                         b"w = lib.compute_zeta(4)\nq = v.real + v.imag\nr = u.real\nfrom typing import Any\n"
+                         b"canvas.draw(a)\ncanvas.draw(b)\ncanvas.clear()\n"], min_key_count=1, min_name_count=1)
 WORKSPACE = b"def compute_alpha(value):\n    return value * 2\n\x00class Handler:\n    def handle_zeta(self):\n        pass\n\x00"
 
 
@@ -113,13 +118,13 @@ def _evidence(doc: bytes, workspace: ContextIndex | None = None, logprobs: np.nd
     top = np.exp(logprobs.max(axis=1))
     workspace_bytes = len(workspace.data) if workspace is not None else 0
     return gather_evidence(doc, document_predictions(doc, CONFIG, workspace), target, top, CONFIG,
-                           workspace_bytes), logprobs
+                           workspace_bytes, document_names(doc, NAMES)), logprobs
 
 
 def _random_weights(rng: np.random.Generator, online_rate: float) -> MixerWeights:
     shapes = MixerWeights(CONFIG)
     return MixerWeights(CONFIG, rng.normal(size=shapes.logits.shape), online_rate=online_rate,
-                        gates={name: rng.normal(size=table.shape) for name, table in shapes.gates.items()})
+                        gates={name: rng.normal(size=table.shape) for name, table in shapes.gates.items()}, names=NAMES)
 
 
 def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
@@ -137,7 +142,7 @@ def test_mixed_distribution_sums_to_one_and_agrees_with_the_bulk_score():
         previous = DOC[i - 1] if i else -1
         dist = mix_distribution(weights, probs, int(selector_of(np.array([previous]))[0]), int(i) + len(WORKSPACE),
                                 int(lstm_buckets(np.array([probs.max()]))[0]), [t[i] for t in pred.next_bytes],
-                                int(pred.match_byte[i]), int(pred.match_length[i]))
+                                int(pred.match_byte[i]), int(pred.match_length[i]), NAMES.predict_at(DOC, int(i)))
         assert dist.shape == (256,)
         assert abs(dist.sum() - 1.0) < 1e-5
         assert (dist > 0).all()  # the LSTM keeps every byte possible
@@ -155,8 +160,23 @@ def test_mixer_weights_round_trip_through_json(tmp_path):
     np.testing.assert_allclose(back.logits, weights.logits, atol=1e-5)
     for name in GATES:
         np.testing.assert_allclose(back.gates[name], weights.gates[name], atol=1e-5)
-    # a mixer.json of format 2 (the history gate only) reads as one where the other gates make no difference
+    assert back.names.spans == NAMES.spans
+    assert all(back.names.entries_of(k) == NAMES.entries_of(k) for k in NAMES.spans)
+    # a mixer.json of format 3 (before the names model) reads as one whose names model never weighs
     data = json.loads((tmp_path / "mixer.json").read_text())
+    drop = data["models"].index("names")
+    data = {**data, "format": "codelstm-mixer/3", "models": data["models"][:drop],
+            "logits": np.delete(np.array(data["logits"]), drop, axis=1).tolist(),
+            "gates": {name: np.delete(np.array(t), drop, axis=1).tolist() for name, t in data["gates"].items()
+                      if name != "names"}}
+    (tmp_path / "mixer.json").write_text(json.dumps(data))
+    three = MixerWeights.load(tmp_path)
+    assert three.names is None and not three.logits[:, drop].any() and not three.gates["names"].any()
+    weights.logits[:, drop] = 0  # what the older formats below read back
+    for table in weights.gates.values():
+        table[:, drop] = 0
+    np.testing.assert_allclose(three.logits, weights.logits, atol=1e-5)
+    # a mixer.json of format 2 (the history gate only) reads as one where the other gates make no difference
     gates = data.pop("gates")
     (tmp_path / "mixer.json").write_text(json.dumps({**data, "format": "codelstm-mixer/2",
                                                      "history_logits": gates["history"]}))

@@ -1,0 +1,103 @@
+"""The names model: a table of which names followed which qualifier in a corpus, predicting the next byte of a
+name being typed after a qualifier; the bulk reading (evaluation, fitting) and a search step agree."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from codelstm.model.context import ContextConfig, ContextIndex
+from codelstm.model.context_view import ContextView
+from codelstm.model.mixer import DocumentMixer, MixerWeights
+from codelstm.model.names import NAMES_LOOKBACK, NameTable, document_names, qualifier_keys
+
+CORPUS = [
+    b"import numpy as np\nx = np.zeros(3)\ny = np.zeros((2, 2))\nz = np.array([1])\nr = np.random.rand(2)\n",
+    b"import numpy as np\na = np.zeros(4)\nb = np.arange(5)\ns = np.random.seed(0)\nt = np.random.rand(3)\n",
+    b"from typing import Any\nfrom typing import Optional\nfrom typing import Any\nimport os\nimport os\n",
+    b"v = rng.random.choice(x)\nw = other.random.shuffle(y)\nq = other.random.shuffle(z)\n",
+    "s = caf\u00e9.men\u00fc(1)\nt = caf\u00e9.men\u00fc(2)\n".encode(),
+    b"root = Path(__file__).resolve()\nhere = Path(x).parent\nup = Path(y.z(1)).parent.parent\n",
+]
+
+
+def table() -> NameTable:
+    return NameTable.build(CORPUS, min_key_count=1, min_name_count=1)
+
+
+def test_qualifiers_are_the_names_before_a_dot_a_call_or_an_import_line():
+    text = b"x = np.random.ra"
+    assert qualifier_keys(text, len(text) - 2) == (b"np.random.", b".random.")  # an attribute's name ...
+    assert qualifier_keys(b"random.ch", 7) == (b"\nrandom.", b"random.")  # ... is not the module's, which is
+    # also looked up with what leads it on its line: a word, one other byte, or the line's start
+    assert qualifier_keys(b"    with httpx.", 15) == (b"with httpx.", b"httpx.")
+    assert qualifier_keys(b"    @pytest.", 12) == (b"@pytest.", b"pytest.")
+    assert qualifier_keys(b"n = len(sys.", 12) == (b"(sys.", b"sys.")
+    assert qualifier_keys(b"x = unreasonably_long_name np.", 30) == (b"np.",)
+    assert qualifier_keys(b"a = x[0].real", 9) == ()  # after `]`: none
+    assert qualifier_keys(b"root = Path(__file__).res", 22) == (b"Path().",)
+    assert qualifier_keys(b"data = requests.get(f(url), x=(1, 2)).js", 38) == (b".get().",)
+    assert qualifier_keys(b"y = np.ze", 7) == (b"=np.", b"np.")
+    assert qualifier_keys(b"    from typing import Op", 23) == (b"from typing import ",)
+    assert qualifier_keys(b"import o", 7) == (b"import ",)
+    assert qualifier_keys(b"x = 1.5", 6) == ()  # a number is no qualifier
+    assert qualifier_keys(b"return value", 7) == ()
+
+
+def test_the_next_byte_is_weighted_by_how_often_each_name_was_written():
+    names = table()
+    following, probs, bucket = names.predict(b"np.", b"")  # zeros x3, array, arange; `random` is 3 more
+    got = dict(zip(bytes(following.tolist()).decode(), probs.round(4)))
+    assert got == {"z": 3 / 8, "a": 2 / 8, "r": 3 / 8}
+    following, probs, _ = names.predict(b"np.", b"zeros")  # the byte after the name: ( three times
+    assert bytes(following.tolist()) == b"(" and probs.tolist() == [1.0]
+    assert names.predict(b"np.", b"q") is None  # no name of np. starts with q
+    assert 0 <= bucket < 18
+
+
+def test_a_two_name_qualifier_is_used_when_the_table_has_it_else_the_last_name():
+    names = table()
+    text = b"r = np.random."
+    assert names.key_at(text, len(text)) == (b"np.random.", len(text))
+    following, _, _ = names.predict_at(text, len(text))  # np.random.rand (2), .seed (1): never choice/shuffle
+    assert set(bytes(following.tolist())) == {ord("r"), ord("s")}
+    text = b"r = gen.random.s"  # gen.random. was never written: .random.'s (shuffle x2, seed, choice, rand x2)
+    assert names.key_at(text, len(text))[0] == b".random."
+    following, probs, _ = names.predict_at(text, len(text))
+    assert dict(zip(bytes(following.tolist()).decode(), probs)) == {"h": 2 / 3, "e": 1 / 3}
+    text = b"from typing import O"
+    assert bytes(names.predict_at(text, len(text))[0].tolist()) == b"p"
+
+
+def test_the_table_round_trips_through_json_with_any_bytes(tmp_path):
+    names = table()
+    names.built_from = {"files": 5}
+    names.save(tmp_path)
+    back = NameTable.load(tmp_path)
+    assert back.spans == names.spans and back.built_from == {"files": 5}
+    assert all(back.entries_of(k) == names.entries_of(k) for k in names.spans)
+    assert back.entries_of("caf\u00e9.".encode()) == [("men\u00fc(".encode(), 2)]
+    assert NameTable.load(tmp_path / "missing") is None
+
+
+def test_the_bulk_reading_equals_what_a_search_step_sees():
+    """At every position of a document longer than the model's look-back, cut anywhere before it (the rest
+    being a beam's bytes), `DocumentMixer`'s names model says what `document_names` says."""
+    names = table()
+    body = b"".join(CORPUS[:2] + CORPUS[-1:]) * 6 + b"from typing import Any\nx = other.random.sh\nq = np.random.ra"
+    assert len(body) > 2 * NAMES_LOOKBACK
+    probability, bucket = document_names(body, names)
+    assert (bucket >= 0).sum() > 100
+    assert bucket[body.index(b"Path(__file__).") + 15] >= 0  # a call's result is a qualifier too
+    config = ContextConfig(orders=(1, 2), recent=4, identifier_max=8)
+    weights = MixerWeights(config, names=names)
+    rng = random.Random(0)
+    for i in rng.sample(range(1, len(body)), 300):
+        cut = rng.randint(max(0, i - 40), i)
+        mixer = DocumentMixer(weights, ContextView(config, body[:cut], ContextIndex.build(body[:cut], config)))
+        probs, buckets = mixer._names([body[cut:i]])
+        assert buckets[0] == bucket[i], i
+        assert probs[0, body[i]] == probability[i], i
+        if buckets[0] >= 0:
+            assert abs(probs[0].sum() - 1) < 1e-9
