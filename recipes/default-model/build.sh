@@ -72,6 +72,10 @@ codelstm train --data data/default-corpus-2 --out runs/default-usage --resume --
 codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out runs/default-usage --threads 2
 codelstm eval --model runs/default-usage --data data/default-corpus --threads 2 --record
 cp runs/default-usage/config.json runs/default-usage/model.safetensors runs/default-usage/mixer.json codelstm/default_model/
+# The names model (2026-11-26, seventh session; docs/context.md): the same weights, the mixer refitted with
+# the names table counted on the corpus's train split (names.safetensors beside it; format codelstm-mixer/4).
+codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out runs/default-usage --threads 2
+cp runs/default-usage/mixer.json runs/default-usage/names.safetensors codelstm/default_model/
 # Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py
