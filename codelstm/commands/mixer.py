@@ -46,7 +46,7 @@ def run_fit(args) -> int:
     from codelstm.model.scoring import lstm_scores_many
     from codelstm.training.context_eval import evidence_for
     from codelstm.training.heldout import folder_workspace, load_named, spread_by_package
-    from codelstm.training.mixer_fit import fit_logits
+    from codelstm.training.mixer_fit import fit_logits, names_from_corpus
 
     if args.bytes_per_package < 1:
         raise UserError("--bytes-per-package must be positive")
@@ -68,8 +68,15 @@ def run_fit(args) -> int:
 
         torch.set_num_threads(args.threads)
     model, _ = load_model(args.model)
-    weights = MixerWeights(online_rate=args.online_rate, names=None if args.no_names else count_names(args.data,
-                                                                                                     args.quiet))
+    names = None
+    if not args.no_names:
+        try:
+            names = names_from_corpus(args.data, progress=not args.quiet)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"cannot read the train split of {args.data} for the names table: {e}") from None
+        if not args.quiet:
+            print(f"names table: {len(names):,} qualifiers from {names.built_from['files']:,} files")
+    weights = MixerWeights(online_rate=args.online_rate, names=names)
     evidence = []
     all_scores = lstm_scores_many(model, [d.data for d in docs], progress=not args.quiet)
     for doc, scores in tqdm(zip(docs, all_scores), desc="mixer evidence", unit="file", total=len(docs),
@@ -88,22 +95,3 @@ def run_fit(args) -> int:
     print(f"wrote {path} (fitted on {len(docs)} files, {fitted.fitted_on['bytes']:,} bytes)")
     return 0
 
-
-def count_names(corpus: Path, quiet: bool):
-    """The names table counted on the corpus's train split (the files the mixer is not fitted on)."""
-    from tqdm import tqdm
-
-    from codelstm.model.names import NameTable
-    from codelstm.training.heldout import load_named
-
-    try:
-        train = load_named(corpus, ("train",))
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(f"cannot read the train split of {corpus} for the names table: {e}") from None
-    table = NameTable.build(d.data for d in tqdm(train, desc="names table", unit="file", disable=quiet,
-                                                 dynamic_ncols=True))
-    table.built_from = {"data": str(corpus), "split": "train", "files": len(train),
-                        "bytes": sum(len(d.data) for d in train)}
-    if not quiet:
-        print(f"names table: {len(table):,} qualifiers from {len(train):,} files")
-    return table

@@ -125,6 +125,8 @@ def run(args) -> int:
                 dist.destroy_process_group()
     if rank != 0:
         return 0
+    if cfg.init is not None:
+        result["mixer"] = carry_mixer(cfg.init, args.out, data, progress=not args.quiet)
     if report.wanted:
         result["report"] = str(report.write(result))
     result["timing"] = {"corpus_s": round(corpus_s, 1), **result["timing"],
@@ -134,6 +136,33 @@ def run(args) -> int:
     if args.publish:
         publish(args.publish, args.out, args.admin_key or os.environ.get("CODELSTM_ADMIN_KEY"))
     return 0
+
+
+def carry_mixer(init: Path, out: Path, data: Path, progress: bool) -> dict | None:
+    """Give the new checkpoint the starting model's mixer, so it is served with the context models as the
+    starting one was, and, when the starting model had a names table, that table with the names of its own
+    corpus's train split added (its code's qualifiers and names). The mixer's logits were fitted for the
+    starting LSTM: `codelstm mixer fit --model OUT --data CORPUS` fits them for this one (docs/training.md)."""
+    from codelstm.model.mixer import MixerWeights
+    from codelstm.training.mixer_fit import names_from_corpus
+
+    try:
+        weights = MixerWeights.load(init)
+    except ValueError as e:
+        print(f"mixer: not carried over ({e})")
+        return None
+    if weights is None:
+        return None
+    if weights.names is not None:
+        try:
+            weights.names = weights.names.merged(names_from_corpus(data, progress=progress))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"mixer: no names table ({data}: {e})")
+            weights.names = None
+    weights.fitted_on = {**weights.fitted_on, "carried_from": str(init)}
+    weights.save(out)
+    return {"carried_from": str(init), "names": len(weights.names) if weights.names is not None else None,
+            "refit": f"codelstm mixer fit --model {out} --data {data}"}
 
 
 def remaining_minutes(budget: float, spent_s: float, report_s: float) -> float:

@@ -193,6 +193,16 @@ class NameTable:
                 rows[key] = kept
         return cls.from_counts(rows)
 
+    def merged(self, other: "NameTable", names_per_key: int = 256) -> "NameTable":
+        """Both tables' counts added per (key, entry), each key keeping its `names_per_key` most written entries:
+        a model retrained on a team's code keeps what the starting model's table knew and adds the team's."""
+        rows: dict[bytes, Counter] = defaultdict(Counter)
+        for table in (self, other):
+            for key in table.spans:
+                rows[key].update(dict(table.entries_of(key)))
+        return NameTable.from_counts({key: c.most_common(names_per_key) for key, c in rows.items()},
+                                     {"merged": [self.built_from, other.built_from]})
+
     def __len__(self) -> int:
         return len(self.spans)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from codelstm.model.mixer import FITTED_GATES, GATES, Evidence, MixerWeights, gate_classes
+from codelstm.model.names import NameTable
 
 
 def stack(evidence: list[Evidence]) -> Evidence:
@@ -57,3 +58,17 @@ def fit_logits(weights: MixerWeights, evidence: list[Evidence], steps: int = 300
     return MixerWeights(weights.config, logits.detach().view(shape).numpy().copy(), weights.online_rate,
                         weights.fitted_on, {name: gates[name].detach().view(weights.gates[name].shape).numpy().copy()
                                             for name in GATES}, weights.names)
+
+
+def names_from_corpus(corpus, progress: bool = False) -> NameTable:
+    """The names table counted on a corpus folder's train split (the mixer is fitted on other files)."""
+    from tqdm import tqdm
+
+    from codelstm.training.heldout import load_named
+
+    train = load_named(corpus, ("train",))
+    table = NameTable.build(d.data for d in tqdm(train, desc="names table", unit="file", disable=not progress,
+                                                 dynamic_ncols=True))
+    table.built_from = {"data": str(corpus), "split": "train", "files": len(train),
+                        "bytes": sum(len(d.data) for d in train)}
+    return table

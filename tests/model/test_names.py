@@ -101,3 +101,13 @@ def test_the_bulk_reading_equals_what_a_search_step_sees():
         assert probs[0, body[i]] == probability[i], i
         if buckets[0] >= 0:
             assert abs(probs[0].sum() - 1) < 1e-9
+
+
+def test_merging_adds_counts_and_keeps_both_tables_keys():
+    start = table()
+    team = NameTable.build([b"import svc\nsvc.handle(1)\nsvc.handle(2)\nx = np.zeros(2)\n"],
+                           min_key_count=1, min_name_count=1)
+    both = start.merged(team)
+    assert dict(both.entries_of(b"np."))[b"zeros("] == 3 + 1
+    assert dict(both.entries_of(b"svc.")) == {b"handle(": 2}
+    assert set(start.spans) | set(team.spans) == set(both.spans)

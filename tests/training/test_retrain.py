@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 
+import numpy as np
 import pytest
 
 from tests.conftest import free_port, run_cli
@@ -63,6 +64,16 @@ def test_retrain_on_a_go_repository_beats_the_init_model(go_repo, tmp_path):
         assert (out / png).stat().st_size > 1000
     manifest = json.loads((out / "corpus" / "manifest.json").read_text())
     assert set(manifest["splits"]["train"]["languages"]) == {"go"}
+    # served with the context models as the default model is: its mixer carried over, its names table
+    # with the team's own qualifiers added (`fmt.Println(` is written in every file)
+    from codelstm.model.mixer import MixerWeights
+    from codelstm.paths import DEFAULT_MODEL
+
+    weights = MixerWeights.load(out)
+    assert weights.fitted_on["carried_from"] == str(DEFAULT_MODEL)
+    np.testing.assert_allclose(weights.logits, MixerWeights.load(DEFAULT_MODEL).logits, atol=1e-9)
+    assert dict(weights.names.entries_of(b"fmt.")).get(b"Println(", 0) > 0
+    assert b"np." in weights.names.spans
 
 
 def one_line_error(result) -> str:

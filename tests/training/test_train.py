@@ -82,6 +82,7 @@ def test_fine_tune_from_a_checkpoint_keeps_its_architecture(tiny_model, tiny_cor
     _, parent = load_checkpoint(tiny_model)
     assert training["init"]["command"] == parent["training"]["command"]
     assert training["chars_seen_total"] == 5 * 4 * 32 + parent["training"]["chars_seen"]
+    assert not (tmp_path / "ft" / "mixer.json").exists()  # the starting model had none to carry over
     again = run_cli("train", "--data", str(tiny_corpus), "--out", str(tmp_path / "ft2"), "--init", str(tmp_path / "ft"),
                     "--steps", "5", *TRAIN_ARGS)
     assert again.returncode == 0, again.stderr
