@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from codelstm.model.context import ContextConfig, ContextIndex
 from codelstm.model.context_view import ContextView
@@ -111,3 +112,11 @@ def test_merging_adds_counts_and_keeps_both_tables_keys():
     assert dict(both.entries_of(b"np."))[b"zeros("] == 3 + 1
     assert dict(both.entries_of(b"svc.")) == {b"handle(": 2}
     assert set(start.spans) | set(team.spans) == set(both.spans)
+
+
+def test_a_broken_names_file_is_a_clear_error_naming_it(tmp_path):
+    MixerWeights(ContextConfig(orders=(1, 2), recent=4, identifier_max=8), names=table()).save(tmp_path)
+    assert MixerWeights.load(tmp_path).names is not None
+    (tmp_path / "names.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(ValueError, match="names.safetensors is not a usable names table"):
+        MixerWeights.load(tmp_path)
