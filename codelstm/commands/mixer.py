@@ -94,4 +94,3 @@ def run_fit(args) -> int:
     path = fitted.save(out)
     print(f"wrote {path} (fitted on {len(docs)} files, {fitted.fitted_on['bytes']:,} bytes)")
     return 0
-

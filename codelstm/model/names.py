@@ -233,7 +233,8 @@ class NameTable:
             return found
         first, last = self.spans[key]
         cut = len(typed)
-        prefix = lambda j: self.blob[self.offsets[j]:self.offsets[j] + cut]  # noqa: E731
+        offsets = self.offsets
+        prefix = lambda j: self.blob[offsets[j]:min(offsets[j] + cut, offsets[j + 1])]  # noqa: E731
         lo = bisect.bisect_left(range(first, last), typed, key=prefix) + first
         hi = bisect.bisect_right(range(lo, last), typed, key=prefix) + lo
         result = None
