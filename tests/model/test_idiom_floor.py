@@ -30,7 +30,8 @@ FLOOR = [  # prefixes of probes whose right name the bundled model offered first
 ]
 TOP1_AT_LEAST = 8  # of the FLOOR probes; every one must be among the five
 # probes the served model (document context, the names model) answers first (2026-11-26), among them ones
-# where the context models alone echoed the module's own name (`asyncio.asyncio`, `shutil.shutil`)
+# where the mixer without the names model echoed a name of the prefix (`asyncio.` gave `asyncio`, `math.` gave
+# `import`, `from unittest.mock import ` gave `unittest`)
 SERVED_FLOOR = [
     "import math\n\nd = math.",
     "import tempfile\n\nwith tempfile.",
