@@ -28,7 +28,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import safe_open, save_file
 
-from codelstm.model.context import _IDENT
+from codelstm.model.context import _IDENT, identifier_starts
 
 NAMES_FILE = "names.safetensors"
 NAMES_FORMAT = "codelstm-names/1"
@@ -309,15 +309,11 @@ def document_names(doc: bytes, table: NameTable) -> tuple[np.ndarray, np.ndarray
     probability = np.zeros(n)
     bucket = np.full(n, -1, dtype=np.int64)
     # only positions whose name so far follows a dot or an import line's space can have a prediction
-    ident = _IDENT[np.frombuffer(doc, dtype=np.uint8)] if n else np.zeros(0, dtype=bool)
-    candidates = []
-    start = 0
-    for i in range(1, n):
-        if not ident[i - 1]:
-            start = i
-        if i - start <= NAME_MAX and doc[start - 1:start] in (b".", b" ") and start >= 1:
-            candidates.append(i)
-    for i in candidates:
+    starts = identifier_starts(doc)[:n]
+    before = np.frombuffer(doc, dtype=np.uint8)[np.maximum(starts - 1, 0)]
+    candidates = np.flatnonzero((starts >= 1) & (np.arange(n) - starts <= NAME_MAX) &
+                                ((before == _DOT) | (before == 0x20)))
+    for i in candidates.tolist():
         found = table.predict_at(doc, i)
         if found is None:
             continue
