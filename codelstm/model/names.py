@@ -46,6 +46,7 @@ _IMPORT_LINE = re.compile(rb"(?:import |from |from [A-Za-z_][\w.]* import )\Z")
 _NAME = rb"[A-Za-z_\x80-\xff][0-9A-Za-z_\x80-\xff]*"  # an identifier as the models see one (UTF-8 bytes too)
 _NAME_AFTER = re.compile(rb"(?:(?<=\.)|(?<=import )|(?<=from ))" + _NAME)
 CACHE_ENTRIES = 20_000  # predictions kept per table (a few hundred bytes each), then the cache starts over
+_NOT_CACHED = object()  # a cached None means "no prediction", so a miss needs its own marker
 SIZE_EDGES = (1, 16, 256)  # corpus occurrences of the names that fit what is typed: a bucket per edge
 SHARE_EDGES = (0.0, 0.3, 0.5, 0.7, 0.85, 0.95)  # the share of them that agree on the next byte
 
@@ -228,8 +229,8 @@ class NameTable:
     def predict(self, key: bytes, typed: bytes) -> tuple[np.ndarray, np.ndarray, int] | None:
         """(next bytes, their probabilities, bucket) from the names of `key` that start with `typed`; None when
         none does. Cached: the same (key, typed) recurs across beams, keystrokes and requests."""
-        found = self._cache.get((key, typed))
-        if found is not None or (key, typed) in self._cache:
+        found = self._cache.get((key, typed), _NOT_CACHED)
+        if found is not _NOT_CACHED:
             return found
         first, last = self.spans[key]
         cut = len(typed)
