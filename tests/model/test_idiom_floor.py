@@ -59,35 +59,24 @@ def _offered(prefixes: list[str], mixer: MixerWeights | None) -> dict[str, tuple
                 for prefix in prefixes}
 
 
-@pytest.fixture(scope="module")
-def offered() -> dict[str, tuple[list[str], set[str]]]:
-    """The LSTM alone on the FLOOR probes."""
-    return _offered(FLOOR, None)
-
-
-@pytest.fixture(scope="module")
-def served() -> dict[str, tuple[list[str], set[str]]]:
-    """The bundled model with its mixer and names table, as `serve` completes (document context)."""
+@pytest.fixture(scope="module", params=["lstm alone", "served"])
+def floor(request) -> tuple[dict[str, tuple[list[str], set[str]]], int]:
+    """(offers on the floor's probes, how many must be right first): the LSTM alone on FLOOR, or the bundled
+    model with its mixer and names table, as `serve` completes (document context), on SERVED_FLOOR."""
+    if request.param == "lstm alone":
+        return _offered(FLOOR, None), TOP1_AT_LEAST
     mixer = MixerWeights.load(DEFAULT_MODEL)
     assert mixer is not None and mixer.names is not None
-    return _offered(SERVED_FLOOR, mixer)
+    return _offered(SERVED_FLOOR, mixer), SERVED_TOP1_AT_LEAST
 
 
-def test_floor_probes_offer_a_right_name_among_five(offered):
+def test_floor_probes_offer_a_right_name_among_five(floor):
+    offered, _ = floor
     missed = {prefix: names for prefix, (names, accept) in offered.items() if not accept.intersection(names)}
     assert not missed
 
 
-def test_floor_probes_offer_a_right_name_first(offered):
+def test_floor_probes_offer_a_right_name_first(floor):
+    offered, at_least = floor
     first = sum(bool(names) and names[0] in accept for names, accept in offered.values())
-    assert first >= TOP1_AT_LEAST, {prefix: names for prefix, (names, _) in offered.items()}
-
-
-def test_served_floor_probes_offer_a_right_name_among_five(served):
-    missed = {prefix: names for prefix, (names, accept) in served.items() if not accept.intersection(names)}
-    assert not missed
-
-
-def test_served_floor_probes_offer_a_right_name_first(served):
-    first = sum(bool(names) and names[0] in accept for names, accept in served.values())
-    assert first >= SERVED_TOP1_AT_LEAST, {prefix: names for prefix, (names, _) in served.items()}
+    assert first >= at_least, {prefix: names for prefix, (names, _) in offered.items()}
