@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from codelstm.model.config import VOCAB, ModelConfig
+from codelstm.model.files import atomic_write
 from codelstm.model.network import ByteLM
 
 CONFIG_FILE = "config.json"
@@ -38,21 +37,9 @@ def save_checkpoint(
         "dtype": str(dtype).removeprefix("torch."),
         "training": metadata or {},
     }
-    _atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-    _atomic_write(path / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write(path / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     return path
-
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
 from codelstm.model.context_kernels import mix_step
+from codelstm.model.files import atomic_write
 from codelstm.model.names import NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names
 
 _IDENT_LIST = _IDENT.tolist()
@@ -135,12 +136,13 @@ class MixerWeights:
             self.names.save(folder)
         else:
             (Path(folder) / NAMES_FILE).unlink(missing_ok=True)
-        path.write_text(json.dumps({
+        text = json.dumps({
             "format": "codelstm-mixer/4", "context": self.config.to_dict(), "online_rate": self.online_rate,
             "models": self.config.model_names, "fitted_on": self.fitted_on,
             "logits": np.round(self.logits, 5).tolist(), "history_edges": list(HISTORY_EDGES),
             "gates": {name: np.round(self.gates[name], 5).tolist() for name in GATES},
-        }, indent=1) + "\n")
+        }, indent=1) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
         return path
 
     @classmethod

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import safe_open, save_file
 
 from codelstm.model.context import _IDENT, identifier_starts
+from codelstm.model.files import atomic_write
 
 NAMES_FILE = "names.safetensors"
 NAMES_FORMAT = "codelstm-names/1"
@@ -263,13 +264,15 @@ class NameTable:
         keys = sorted(self.spans)
         key_offsets = np.zeros(len(keys) + 1, dtype=np.int64)
         np.cumsum([len(k) for k in keys], out=key_offsets[1:])
-        save_file({
+        tensors = {
             "key_bytes": np.frombuffer(b"".join(keys) or b"\0", dtype=np.uint8).copy(),
             "key_offsets": key_offsets,
             "key_spans": np.array([self.spans[k] for k in keys], dtype=np.int64).reshape(-1, 2),
             "entry_bytes": np.frombuffer(self.blob or b"\0", dtype=np.uint8).copy(),
             "entry_offsets": self.offsets.astype(np.int32), "entry_counts": self.counts.astype(np.int32),
-        }, str(path), metadata={"format": NAMES_FORMAT, "built_from": json.dumps(self.built_from)})
+        }
+        metadata = {"format": NAMES_FORMAT, "built_from": json.dumps(self.built_from)}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
         return path
 
     @classmethod

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How the bundled default model (codelstm/default_model) was built, with the project's own commands.
-# Run from the repository root inside the virtual environment. CPU-only run on 2 cores (no GPU was lent).
+# Run from the repository root inside the virtual environment. Stages one to seven ran on the 2-core CPU;
+# the eighth on a lent GPU (gpu-stage.sh).
 set -euo pipefail
 STDLIB=$(python -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
 codelstm corpus build "$STDLIB" recipes/default-model/packages.txt -o data/default-corpus --lang python \
@@ -76,6 +77,14 @@ cp runs/default-usage/config.json runs/default-usage/model.safetensors runs/defa
 # the names table counted on the corpus's train split (names.safetensors beside it; format codelstm-mixer/4).
 codelstm mixer fit --model runs/default-usage --data data/default-corpus-2 --out runs/default-usage --threads 2
 cp runs/default-usage/mixer.json runs/default-usage/names.safetensors codelstm/default_model/
+# Eighth stage (2026-11-26, eighth session): the first GPU stage, on a lent NVIDIA H100 (recipes/default-model/
+# gpu-stage.sh has both device commands and how the corpus travelled). Warm-started from the model above with
+# 1,024 lanes of 128 bytes (131 k chars a step, 16x the CPU stages'), peak lr 6e-4, float32 (TF32) kernels:
+# 6.5 minutes sharing the GPU with two other runs, then resumed alone to an 11.3-minute budget:
+# 2.19 G chars (2.59 G in all), val sample 1.2186 -> 1.1451. Then here, as after the seventh stage:
+codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
+codelstm eval --model runs/gpu-B --data data/default-corpus --threads 2 --record
+cp runs/gpu-B/config.json runs/gpu-B/model.safetensors runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
 # Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py

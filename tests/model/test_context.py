@@ -155,6 +155,8 @@ def test_mixer_weights_round_trip_through_json(tmp_path):
     weights = _random_weights(np.random.default_rng(2), online_rate=0.03)
     weights.fitted_on = {"bytes": 12}
     weights.save(tmp_path)
+    assert sorted((p.name, p.stat().st_mode & 0o777) for p in tmp_path.iterdir()) == [
+        ("mixer.json", 0o644), ("names.safetensors", 0o644)]  # whole files, readable by a service's user
     back = MixerWeights.load(tmp_path)
     assert back.config == CONFIG and back.online_rate == 0.03 and back.fitted_on == {"bytes": 12}
     np.testing.assert_allclose(back.logits, weights.logits, atol=1e-5)

@@ -71,10 +71,12 @@ def test_a_two_name_qualifier_is_used_when_the_table_has_it_else_the_last_name()
     assert bytes(names.predict_at(text, len(text))[0].tolist()) == b"p"
 
 
-def test_the_table_round_trips_through_json_with_any_bytes(tmp_path):
+def test_the_table_round_trips_through_its_file_with_any_bytes_readable_by_all(tmp_path):
     names = table()
     names.built_from = {"files": 5}
-    names.save(tmp_path)
+    path = names.save(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o644  # safetensors writes 0600; a served checkpoint is shared
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left beside it
     back = NameTable.load(tmp_path)
     assert back.spans == names.spans and back.built_from == {"files": 5}
     assert all(back.entries_of(k) == names.entries_of(k) for k in names.spans)
