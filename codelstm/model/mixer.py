@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -393,6 +394,45 @@ class DocumentMixer:
                         selectors, history, names_probs, names_bucket, self.logits, *self._gates,
                         len(self.weights.config.orders), _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
 
+    def knows_name(self, generated: bytes) -> bool | None:
+        """Whether the name that document + `generated` ends with was written after its qualifier in the names
+        table's corpus, or anywhere in the document or workspace; None where the table knows no qualifier for
+        it (no opinion). Token-mode searches rank such names first (`generate.Search`): after `parser.`, the
+        search can join bytes into `add_argumentParser`, which nobody wrote."""
+        table = self.weights.names
+        key, name = self._name_typed(generated)
+        if key is None or not name:
+            return None
+        found = table.predict(key, name)
+        if found is not None and not all(_IDENT_LIST[b] for b in found[0].tolist()):
+            return True  # some entry is this name followed by a byte that ends it
+        workspace = self.view.workspace
+        return written_whole(self.view.document, name) or (
+            workspace is not None and written_whole(workspace.data, name))
+
+    def may_become_known(self, generated: bytes) -> bool:
+        """Whether the name being typed at document + `generated` can still end as one `knows_name` accepts (or
+        has no opinion on): a name of the table starts with it, or an identifier of the document or workspace
+        does. What a token search may not prune while its n-th result is an unknown name."""
+        key, name = self._name_typed(generated)
+        if key is None or not name or self.weights.names.predict(key, name) is not None:
+            return True
+        pattern = _NOT_AFTER_IDENTIFIER + re.escape(name)
+        workspace = self.view.workspace
+        return re.search(pattern, self.view.document) is not None or (
+            workspace is not None and re.search(pattern, workspace.data) is not None)
+
+    def _name_typed(self, generated: bytes) -> tuple[bytes | None, bytes]:
+        """(the names table's key for the qualifier at the end of the document, the name typed there followed by
+        `generated`): the key is read where the search starts, so every candidate of one search is judged by
+        the same qualifier, however long it grows. (None, b"") without a table or a qualifier it knows."""
+        table = self.weights.names
+        if table is None:
+            return None, b""
+        tail = self.view.document[-NAMES_LOOKBACK:]
+        key, start = table.key_at(tail, len(tail))
+        return (None, b"") if key is None else (key, tail[start:] + generated)
+
     def _names(self, generated: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """The names model after document + each beam's bytes: (k, 256) probabilities and (k,) buckets (-1: none).
         A qualifier and the name after it lie within the last few hundred bytes (`names.qualifier_keys`)."""
@@ -409,6 +449,16 @@ class DocumentMixer:
                 probs[b, found[0]] = found[1]
                 buckets[b] = found[2]
         return probs, buckets
+
+
+_NOT_AFTER_IDENTIFIER = rb"(?<![A-Za-z0-9_\x80-\xff])"  # the bytes `generate.is_identifier_byte` accepts
+_NOT_BEFORE_IDENTIFIER = rb"(?![A-Za-z0-9_\x80-\xff])"
+
+
+def written_whole(text: bytes, name: bytes) -> bool:
+    """Whether `name` occurs in `text` as a whole identifier (not inside a longer one); a regular expression
+    scans a 1 MiB workspace in C, where a loop over `find` would visit every `get` inside `get_item`."""
+    return re.search(_NOT_AFTER_IDENTIFIER + re.escape(name) + _NOT_BEFORE_IDENTIFIER, text) is not None
 
 
 def compile_kernels(weights: MixerWeights) -> None:

@@ -106,6 +106,22 @@ def test_the_bulk_reading_equals_what_a_search_step_sees():
             assert abs(probs[0].sum() - 1) < 1e-9
 
 
+def test_a_name_is_known_when_the_table_or_the_text_has_written_it_whole():
+    config = ContextConfig(orders=(1, 2), recent=4, identifier_max=8)
+    weights = MixerWeights(config, names=table())
+    document = b"import numpy as np\nmine = 1\nx = np."
+    workspace = ContextIndex.build(b"def helper_fn():\n    pass\n", config)
+    mixer = DocumentMixer(weights, ContextView(config, document, ContextIndex.build(document, config), workspace))
+    assert mixer.knows_name(b"zeros") is True  # `np.zeros(` in the table
+    assert mixer.knows_name(b"zer") is False  # only a prefix of one
+    assert mixer.knows_name(b"mine") is True and mixer.knows_name(b"helper_fn") is True  # document, workspace
+    assert mixer.knows_name(b"helper") is False  # inside `helper_fn`, never whole
+    assert mixer.may_become_known(b"zer") and mixer.may_become_known(b"help")
+    assert not mixer.may_become_known(b"zerq")
+    plain = DocumentMixer(weights, ContextView(config, b"y = foo.", ContextIndex.build(b"y = foo.", config)))
+    assert plain.knows_name(b"bar") is None and plain.may_become_known(b"bar")  # a qualifier the table lacks
+
+
 def test_merging_adds_counts_and_keeps_both_tables_keys():
     start = table()
     team = NameTable.build([b"import svc\nsvc.handle(1)\nsvc.handle(2)\nx = np.zeros(2)\n"],

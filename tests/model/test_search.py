@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 
 from codelstm.model.generate import SearchSpec, complete
+from codelstm.model.mixer import MixerWeights
+from codelstm.paths import DEFAULT_MODEL
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
@@ -35,6 +37,26 @@ def test_early_stopped_results_equal_exhaustive_search(bundled, spec):
         assert [c.logprob for c in early] == pytest.approx([c.logprob for c in full], abs=1e-5)
         scores = [c.score for c in early]
         assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("spec", [
+    SearchSpec(mode="token", n=5, max_chars=48),
+    SearchSpec(mode="token", n=3, beam_width=8, max_chars=24),
+], ids=lambda s: f"{s.mode}-n{s.n}-w{s.width}")
+def test_with_the_names_model_known_names_rank_first_and_early_stopping_still_changes_nothing(bundled, spec):
+    """With the bundled mixer, a token search ranks names nobody wrote after a qualifier the names table knows
+    last (`Completion.rank`); it may stop early only where that changes no result."""
+    weights = MixerWeights.load(DEFAULT_MODEL)
+    ranked_any_unknown = False
+    for prefix in [*PREFIXES, "import httpx\n\nwith httpx.", "from dataclasses import ", "import asyncio\n\nlock = asyncio."]:
+        early = complete(bundled, prefix, spec, mixer_weights=weights)
+        full = complete(bundled, prefix, dataclasses.replace(spec, exhaustive=True), mixer_weights=weights)
+        assert [c.text for c in early] == [c.text for c in full], prefix
+        ranks = [c.rank for c in early]
+        assert ranks == sorted(ranks, reverse=True), prefix
+        ranked_any_unknown |= any(c.known is False for c in early)
+    if spec.n == 5:  # five places reach past what the table holds: the rule is exercised, not only known names
+        assert ranked_any_unknown
 
 
 def test_argparse_offers_argument_parser_whole_ranked_as_exhaustive_search_ranks_it(bundled):
