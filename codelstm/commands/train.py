@@ -115,6 +115,10 @@ def run(args) -> int:
         if world > 1 and args.device == "auto":
             cfg.device = dist_device
         result = Trainer(cfg).train()
+        if world > 1:  # every rank past its last collective before any tears its connections down: a rank that
+            import torch.distributed as dist  # left early once aborted the other inside gloo (SIGABRT, busy CI)
+
+            dist.barrier()
     except (TrainingError, ValueError) as e:
         raise UserError(str(e)) from None
     finally:
