@@ -26,6 +26,7 @@ all its (beam, model) contexts in one search per index.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,6 +163,14 @@ class ContextIndex:
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     start: int = 0  # positions before this are not indexed (a document's recent part: `ContextView`)
+    _identifiers: list[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def identifiers(self) -> list[bytes]:
+        """The distinct identifiers of the text, sorted: which names a workspace writes, by bisection
+        (`DocumentMixer.knows_name`). Built on first use, once per workspace (tens of ms per MiB)."""
+        if self._identifiers is None:
+            self._identifiers = sorted(set(_IDENTIFIER_RUN.findall(self.data)))
+        return self._identifiers
 
     @classmethod
     def build(cls, data: bytes, config: ContextConfig, start: int = 0) -> "ContextIndex":
@@ -192,10 +201,12 @@ class ContextIndex:
     def nbytes(self) -> int:
         """Memory held: its text (when it indexes all of it) and 12 bytes per indexed (model, position)."""
         text = len(self.data) if self.start == 0 else 0  # a recent-part index shares its document's text
-        return text + self.keys.nbytes + self.positions.nbytes
+        names = sum(len(n) + 33 for n in self._identifiers) if self._identifiers is not None else 0  # bytes objects
+        return text + self.keys.nbytes + self.positions.nbytes + names
 
 
 EMPTY = -1  # no prediction in this slot
+_IDENTIFIER_RUN = re.compile(rb"[A-Za-z0-9_\x80-\xff]+")  # the bytes `generate.is_identifier_byte` accepts
 
 
 @dataclass
