@@ -406,7 +406,7 @@ class DocumentMixer:
         found = table.predict(key, name)
         if found is not None and not all(_IDENT_LIST[b] for b in found[0].tolist()):
             return True  # some entry is this name followed by a byte that ends it
-        return written_whole(self.view.document, name) or self._workspace_writes(name, whole=True)
+        return self._text_writes(name, whole=True)
 
     def may_become_known(self, generated: bytes) -> bool:
         """Whether the name being typed at document + `generated` can still end as one `knows_name` accepts (or
@@ -415,11 +415,14 @@ class DocumentMixer:
         key, name = self._name_typed(generated)
         if key is None or not name or self.weights.names.predict(key, name) is not None:
             return True
-        return _occurs_as_identifier(self.view.document, name, whole=False) or self._workspace_writes(name, whole=False)
+        return self._text_writes(name, whole=False)
 
-    def _workspace_writes(self, name: bytes, whole: bool) -> bool:
-        """Whether an identifier of the workspace is `name` (`whole`) or starts with it: a bisection of its sorted
-        identifiers, where a scan of its text would cost a millisecond per MiB for each candidate."""
+    def _text_writes(self, name: bytes, whole: bool) -> bool:
+        """Whether an identifier of the document or the workspace is `name` (`whole`) or starts with it. The
+        document changes with every keystroke, so it is searched; the workspace's sorted identifiers are
+        bisected, where a scan of its text would cost a millisecond per MiB for each candidate."""
+        if _occurs_as_identifier(self.view.document, name, whole):
+            return True
         workspace = self.view.workspace
         if workspace is None:
             return False
@@ -455,11 +458,6 @@ class DocumentMixer:
                 probs[b, found[0]] = found[1]
                 buckets[b] = found[2]
         return probs, buckets
-
-
-def written_whole(text: bytes, name: bytes) -> bool:
-    """Whether `name` occurs in `text` as a whole identifier (not inside a longer one)."""
-    return _occurs_as_identifier(text, name, whole=True)
 
 
 def _occurs_as_identifier(text: bytes, name: bytes, whole: bool) -> bool:
