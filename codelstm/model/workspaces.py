@@ -20,10 +20,12 @@ from codelstm.model.context import ContextConfig, ContextIndex
 
 
 def index_bytes_per_byte(config: ContextConfig) -> int:
-    """Memory of a workspace per byte of its text once indexed: the text, and an 8-byte key and a 4-byte
-    position per indexed context model (`ContextIndex.nbytes`): at most 134 for the default settings, 130
-    measured on Python source."""
-    return 1 + 1 + 12 * (len(config.orders) + 1)  # the documents, the index's joined copy, orders + identifier
+    """Memory of a workspace per byte of its text once indexed, for admitting it: the text, an 8-byte key and
+    a 4-byte position per indexed context model, and its distinct identifiers (`ContextIndex.nbytes`; about
+    0.5 bytes per byte of Python source, taken as 1): 135 for the default settings, about 131 measured on
+    Python source. Eviction counts what an index holds, not this estimate."""
+    # the documents, the index's joined copy, orders + identifier model, the identifier list
+    return 1 + 1 + 12 * (len(config.orders) + 1) + 1
 
 
 class WorkspaceFull(Exception):

@@ -128,8 +128,8 @@ def wait_for_line(log: Path, needle: str, timeout: float = 10) -> str:
 
 
 def test_serve_refuses_a_workspace_limit_whose_index_would_not_fit_the_memory_for_workspaces(tmp_path):
-    assert ServerSettings(workspace_max_mb=16, workspace_mb=2144).workspace_max_mb == 16
+    assert ServerSettings(workspace_max_mb=16, workspace_mb=2160).workspace_max_mb == 16
     config = tmp_path / "codelstm.toml"
     config.write_text("workspace_max_mb = 16\n")
-    assert "workspace_max_mb=16 needs workspace_mb >= 2144" in one_line_error(
+    assert "workspace_max_mb=16 needs workspace_mb >= 2160" in one_line_error(
         run_cli("serve", "--config", str(config), timeout=60))
