@@ -30,7 +30,7 @@ import numpy as np
 from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
 from codelstm.model.context_kernels import mix_step
 from codelstm.model.files import atomic_write
-from codelstm.model.names import NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names
+from codelstm.model.names import NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names, qualifying_name
 
 _IDENT_LIST = _IDENT.tolist()
 
@@ -346,7 +346,8 @@ class DocumentMixer:
         self.view = view  # a ContextView over the document (and its workspace)
         self.logits = weights.logits.copy()
         self._gates = weights.gate_table()  # fixed: online adaptation moves `logits` only
-        self._qualifier: tuple[bytes | None, bytes] | None = None  # `_name_typed`'s reading of the document's end
+        # `_name_typed`'s reading of the document's end: (key, name typed, the identifier before the dot)
+        self._qualifier: tuple[bytes | None, bytes, bytes] | None = None
 
     @classmethod
     def for_document(cls, weights: MixerWeights, document: bytes, scores: tuple[np.ndarray, np.ndarray] | None = None,
@@ -398,7 +399,10 @@ class DocumentMixer:
         """Whether the name that document + `generated` ends with was written after its qualifier in the names
         table's corpus, or anywhere in the document or workspace; None where the table knows no qualifier for
         it (no opinion). Token-mode searches rank such names first (`generate.Search`): after `parser.`, the
-        search can join bytes into `add_argumentParser`, which nobody wrote."""
+        search can join bytes into `add_argumentParser`, which nobody wrote.
+
+        The qualifier's own name is known only from the table (`datetime.datetime`): the document writes
+        `parser` because it is the qualifier, and the context models echo it (`args = parser.parser`)."""
         table = self.weights.names
         key, name = self._name_typed(generated)
         if key is None or not name:
@@ -406,7 +410,7 @@ class DocumentMixer:
         found = table.predict(key, name)
         if found is not None and not all(_IDENT_LIST[b] for b in found[0].tolist()):
             return True  # some entry is this name followed by a byte that ends it
-        return self._text_writes(name, whole=True)
+        return name != self._qualifier[2] and self._text_writes(name, whole=True)
 
     def may_become_known(self, generated: bytes) -> bool:
         """Whether the name being typed at document + `generated` can still end as one `knows_name` accepts (or
@@ -438,8 +442,8 @@ class DocumentMixer:
             table = self.weights.names
             tail = self.view.document[-NAMES_LOOKBACK:]
             key, start = table.key_at(tail, len(tail)) if table is not None else (None, 0)
-            self._qualifier = (key, tail[start:] if key is not None else b"")
-        key, typed = self._qualifier
+            self._qualifier = (key, tail[start:], qualifying_name(tail, start)) if key is not None else (None, b"", b"")
+        key, typed, _ = self._qualifier
         return (None, b"") if key is None else (key, typed + generated)
 
     def _names(self, generated: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -70,5 +70,6 @@ def names_from_corpus(corpus, progress: bool = False) -> NameTable:
     table = NameTable.build(d.data for d in tqdm(train, desc="names table", unit="file", disable=not progress,
                                                  dynamic_ncols=True))
     table.built_from = {"data": str(corpus), "split": "train", "files": len(train),
-                        "bytes": sum(len(d.data) for d in train)}
+                        "bytes": sum(len(d.data) for d in train),
+                        "weights": "files writing each name"}
     return table

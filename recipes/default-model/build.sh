@@ -85,6 +85,11 @@ cp runs/default-usage/mixer.json runs/default-usage/names.safetensors codelstm/d
 codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
 codelstm eval --model runs/gpu-B --data data/default-corpus --threads 2 --record
 cp runs/gpu-B/config.json runs/gpu-B/model.safetensors runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
+# The names table weighed by files (2026-11-26, ninth session; docs/context.md): each (qualifier, name) counts
+# the files that write it, not its occurrences, so a test module repeating its fixture (`parser.read_csv(`)
+# no longer outweighs what many projects write (`parser.parse_args(`). Same weights, the mixer refitted:
+codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
+cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
 # Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py

@@ -46,15 +46,20 @@ def test_qualifiers_are_the_names_before_a_dot_a_call_or_an_import_line():
     assert qualifier_keys(b"return value", 7) == ()
 
 
-def test_the_next_byte_is_weighted_by_how_often_each_name_was_written():
+def test_the_next_byte_is_weighted_by_how_many_files_write_each_name():
     names = table()
-    following, probs, bucket = names.predict(b"np.", b"")  # zeros x3, array, arange; `random` is 3 more
+    following, probs, bucket = names.predict(b"np.", b"")  # zeros in 2 files, array 1, arange 1, random 2
     got = dict(zip(bytes(following.tolist()).decode(), probs.round(4)))
-    assert got == {"z": 3 / 8, "a": 2 / 8, "r": 3 / 8}
-    following, probs, _ = names.predict(b"np.", b"zeros")  # the byte after the name: ( three times
+    assert got == {"z": round(2 / 6, 4), "a": round(2 / 6, 4), "r": round(2 / 6, 4)}
+    following, probs, _ = names.predict(b"np.", b"zeros")  # the byte after the name: (
     assert bytes(following.tolist()) == b"(" and probs.tolist() == [1.0]
     assert names.predict(b"np.", b"q") is None  # no name of np. starts with q
     assert 0 <= bucket < 18
+    # one file repeating a name weighs as one file: what two files write outweighs it
+    repeated = NameTable.build([b"p.read_csv(1)\np.read_csv(2)\np.read_csv(3)\n", b"p.parse_args()\n",
+                                b"p.parse_args()\n"], min_key_count=1, min_name_count=1)
+    following, probs, _ = repeated.predict(b"p.", b"")
+    assert dict(zip(bytes(following.tolist()).decode(), probs.round(4))) == {"p": round(2 / 3, 4), "r": round(1 / 3, 4)}
 
 
 def test_a_two_name_qualifier_is_used_when_the_table_has_it_else_the_last_name():
@@ -63,10 +68,10 @@ def test_a_two_name_qualifier_is_used_when_the_table_has_it_else_the_last_name()
     assert names.key_at(text, len(text)) == (b"np.random.", len(text))
     following, _, _ = names.predict_at(text, len(text))  # np.random.rand (2), .seed (1): never choice/shuffle
     assert set(bytes(following.tolist())) == {ord("r"), ord("s")}
-    text = b"r = gen.random.s"  # gen.random. was never written: .random.'s (shuffle x2, seed, choice, rand x2)
+    text = b"r = gen.random.s"  # gen.random. was never written: .random.'s (shuffle, seed, choice, rand: by files)
     assert names.key_at(text, len(text))[0] == b".random."
     following, probs, _ = names.predict_at(text, len(text))
-    assert dict(zip(bytes(following.tolist()).decode(), probs)) == {"h": 2 / 3, "e": 1 / 3}
+    assert dict(zip(bytes(following.tolist()).decode(), probs)) == {"h": 1 / 2, "e": 1 / 2}
     text = b"from typing import O"
     assert bytes(names.predict_at(text, len(text))[0].tolist()) == b"p"
 
@@ -80,7 +85,7 @@ def test_the_table_round_trips_through_its_file_with_any_bytes_readable_by_all(t
     back = NameTable.load(tmp_path)
     assert back.spans == names.spans and back.built_from == {"files": 5}
     assert all(back.entries_of(k) == names.entries_of(k) for k in names.spans)
-    assert back.entries_of("caf\u00e9.".encode()) == [("men\u00fc(".encode(), 2)]
+    assert back.entries_of("caf\u00e9.".encode()) == [("men\u00fc(".encode(), 1)]
     assert NameTable.load(tmp_path / "missing") is None
 
 
@@ -122,13 +127,27 @@ def test_a_name_is_known_when_the_table_or_the_text_has_written_it_whole():
     assert plain.knows_name(b"bar") is None and plain.may_become_known(b"bar")  # a qualifier the table lacks
 
 
+def test_the_qualifiers_own_name_is_known_only_from_the_table():
+    """The document writes `np` and `datetime` as the qualifiers themselves: `np.np` is an echo, while the
+    table has seen `datetime.datetime` written."""
+    config = ContextConfig(orders=(1, 2), recent=4, identifier_max=8)
+    names = NameTable.build([b"import numpy as np\nx = np.zeros(1)\n", b"t = datetime.datetime.now()\n"],
+                            min_key_count=1, min_name_count=1)
+    weights = MixerWeights(config, names=names)
+    for document, name, known in ((b"import numpy as np\nx = np.", b"np", False),
+                                  (b"import numpy as np\nnumbers = 1\nx = np.", b"numbers", True),
+                                  (b"import datetime\nx = datetime.", b"datetime", True)):
+        mixer = DocumentMixer(weights, ContextView(config, document, ContextIndex.build(document, config)))
+        assert mixer.knows_name(name) is known, (document, name)
+
+
 def test_merging_adds_counts_and_keeps_both_tables_keys():
     start = table()
     team = NameTable.build([b"import svc\nsvc.handle(1)\nsvc.handle(2)\nx = np.zeros(2)\n"],
                            min_key_count=1, min_name_count=1)
     both = start.merged(team)
-    assert dict(both.entries_of(b"np."))[b"zeros("] == 3 + 1
-    assert dict(both.entries_of(b"svc.")) == {b"handle(": 2}
+    assert dict(both.entries_of(b"np."))[b"zeros("] == 2 + 1  # files that write it, in each table
+    assert dict(both.entries_of(b"svc.")) == {b"handle(": 1}
     assert set(start.spans) | set(team.spans) == set(both.spans)
 
 
