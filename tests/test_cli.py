@@ -53,3 +53,31 @@ def test_help_for_every_command():
     for command in (["complete"], ["corpus", "build"], ["train"], ["eval"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0 and "usage: codelstm" in result.stdout
+
+
+def test_eval_reads_a_sample_spread_over_the_packages_of_both_splits(tiny_model, tmp_path):
+    """--split all --bytes-per-package: per package, files by name hash until the budget; a huge package
+    gets no more room than a small one."""
+    src = tmp_path / "src"
+    for package, files, lines in (("big", 12, 40), ("small", 3, 4)):
+        (src / package).mkdir(parents=True)
+        for i in range(files):
+            (src / package / f"m{i}.py").write_text("".join(f"value_{j} = {i} + {j}\n" for j in range(lines)))
+    corpus = tmp_path / "corpus"
+    assert run_cli("corpus", "build", str(src), "-o", str(corpus), "--val-fraction", "0.3", "--quiet").returncode == 0
+    sizes = {}
+    for args in ([], ["--split", "all"], ["--split", "all", "--bytes-per-package", "1000"]):
+        out = tmp_path / "eval.json"
+        result = run_cli("eval", "--model", str(tiny_model), "--data", str(corpus), "--sample-files", "0",
+                         "--json", str(out), *args)
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(out.read_text())
+        sizes[" ".join(args)] = (metrics["files"], metrics["bytes"])
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    val = [f for f in manifest["files"] if f["split"] == "val"]
+    assert sizes[""] == (len(val), sum(f["bytes"] for f in val))
+    assert sizes["--split all"] == (15, sum(f["bytes"] for f in manifest["files"]))
+    # big files are ~640 bytes: two reach the 1,000-byte budget; the small package's three ~60-byte files all fit
+    assert sizes["--split all --bytes-per-package 1000"][0] == 2 + 3
+    result = run_cli("eval", "--model", str(tiny_model), "--bytes-per-package", "10", str(src / "big" / "m0.py"))
+    assert result.returncode != 0 and "need --data" in result.stderr

@@ -26,6 +26,13 @@ def register(sub) -> None:
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="held-out source files")
     p.add_argument("--model", required=True, help="checkpoint folder, model name, or 'default'")
     p.add_argument("--data", type=Path, help="corpus folder: its val.bin files are evaluated")
+    p.add_argument("--split", choices=("val", "all"), default="val",
+                   help="with --data: the val split (default), or every file of both splits, for a corpus held out "
+                   "whole (recipes/unseen-packages/)")
+    p.add_argument("--bytes-per-package", type=int, default=None, metavar="N",
+                   help="with --data: a sample spread over the packages (a file name's first two parts): per "
+                   "package, files in hash order of their names until N bytes, so one huge package cannot drown "
+                   "the rest (bench/context.py's unseen sample is --split all --bytes-per-package 16000)")
     p.add_argument("--max-files", type=int, default=None, help="evaluate at most this many files")
     defaults = Sampling()
     p.add_argument("--sample-files", type=int, default=defaults.files,
@@ -60,13 +67,10 @@ def load_docs(args) -> list[bytes]:
     if bool(args.files) == (args.data is not None):
         raise UserError("give either --data DIR or FILE...")
     if args.data is not None:
-        from codelstm.training.data import open_stream, split_documents
-
-        try:
-            docs = split_documents(open_stream(args.data / "val.bin"), max_docs=args.max_files)
-        except FileNotFoundError as e:
-            raise UserError(str(e)) from None
+        docs = [d.data for d in corpus_documents(args)]
     else:
+        if args.split != "val" or args.bytes_per_package is not None:
+            raise UserError("--split and --bytes-per-package choose files of a corpus: they need --data")
         docs = []
         for path in args.files[: args.max_files]:
             if not path.is_file():
@@ -81,6 +85,21 @@ def load_docs(args) -> list[bytes]:
     return docs
 
 
+def corpus_documents(args) -> list:
+    """The files of --data that --split, --bytes-per-package and --max-files choose, named as in its manifest."""
+    from codelstm.training.heldout import load_named, spread_by_package
+
+    if args.bytes_per_package is not None and args.bytes_per_package < 1:
+        raise UserError("--bytes-per-package must be at least 1")
+    try:
+        docs = load_named(args.data, ("train", "val") if args.split == "all" else ("val",))
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if args.bytes_per_package is not None:
+        docs = spread_by_package(docs, args.bytes_per_package)
+    return docs[: args.max_files]
+
+
 def context_inputs(args) -> tuple[list, Callable[[int], bytes] | None, list | None, dict[str, bytes] | None]:
     """For `--context`: (the files as named documents, doc index -> its workspace (None for document context),
     the pool folder mates come from (--data), the workspaces by name (files))."""
@@ -91,12 +110,8 @@ def context_inputs(args) -> tuple[list, Callable[[int], bytes] | None, list | No
         raise UserError(f"workspace folder not found: {args.workspace}")
     workspaces = None
     if args.data is not None:
-        try:
-            docs = load_named(args.data, ("val",))[: args.max_files]
-            pool = load_named(args.data, ("train", "val"))  # a file's folder mates, whichever split holds them
-        except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e)) from None
-        docs = [d for d in docs if d.data]
+        docs = [d for d in corpus_documents(args) if d.data]
+        pool = load_named(args.data, ("train", "val"))  # a file's folder mates, whichever split holds them
     else:
         paths = args.files[: args.max_files]
         named = [NamedDocument(str(p.resolve()), p.read_bytes()) for p in paths]
@@ -192,6 +207,7 @@ def run(args) -> int:
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()
                if k != "with_context"},
             "data": str(args.data) if args.data else [str(f) for f in args.files],
+            **({"split": args.split, "bytes_per_package": args.bytes_per_package} if args.data else {}),
             "sampling": {"files": args.sample_files, "identifiers_per_file": args.sample_identifiers,
                          "typed_bytes_per_file": args.sample_bytes, "windows_per_file": args.sample_windows},
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
