@@ -43,6 +43,7 @@ LEAD_WORD_MAX = 12  # bytes: a longer word before a chain does not make a key
 NAMES_LOOKBACK = max(IMPORT_LINE_MAX, CALL_MAX) + 3 * (NAME_MAX + 1) + LEAD_BLANKS + LEAD_WORD_MAX + 8
 _DOT = 0x2E
 _IMPORT_LINE = re.compile(rb"(?:import |from |from [A-Za-z_][\w.]* import )\Z")
+_FROM_IMPORT = re.compile(rb"^[ \t]*from ([A-Za-z_][\w.]*) import \Z")
 # names the table is counted at: right after a dot, or after an import line's keyword
 _NAME = rb"[A-Za-z_\x80-\xff][0-9A-Za-z_\x80-\xff]*"  # an identifier as the models see one (UTF-8 bytes too)
 _NAME_AFTER = re.compile(rb"(?:(?<=\.)|(?<=import )|(?<=from ))" + _NAME)
@@ -139,12 +140,15 @@ def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
 
 
 def qualifying_name(text: bytes, start: int) -> bytes:
-    """The identifier right before the dot before a name starting at text[start] (`parser` in `parser.pa`);
-    b"" after anything else (a call, an import line, no dot)."""
-    if start < 1 or text[start - 1] != _DOT:
-        return b""
-    x = _qualifier(text, start - 1)
-    return text[x:start - 1] if x >= 0 else b""
+    """The name a qualifier is about, for a name starting at text[start]: the identifier right before the dot
+    (`parser` in `parser.pa`), or the module's last part on an import line (`dataclasses` in `from dataclasses
+    import da`); b"" after anything else (a call, `import `)."""
+    if start >= 1 and text[start - 1] == _DOT:
+        x = _qualifier(text, start - 1)
+        return text[x:start - 1] if x >= 0 else b""
+    line = text[text.rfind(b"\n", max(0, start - IMPORT_LINE_MAX), start) + 1:start]
+    module = _FROM_IMPORT.search(line)
+    return module.group(1).rsplit(b".", 1)[-1] if module else b""
 
 
 class NameTable:

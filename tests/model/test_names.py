@@ -128,15 +128,18 @@ def test_a_name_is_known_when_the_table_or_the_text_has_written_it_whole():
 
 
 def test_the_qualifiers_own_name_is_known_only_from_the_table():
-    """The document writes `np` and `datetime` as the qualifiers themselves: `np.np` is an echo, while the
-    table has seen `datetime.datetime` written."""
+    """The document writes `np`, `datetime` and `dataclasses` as the qualifiers themselves: `np.np` and `from
+    dataclasses import dataclasses` are echoes, while the table has seen `datetime.datetime` written."""
     config = ContextConfig(orders=(1, 2), recent=4, identifier_max=8)
-    names = NameTable.build([b"import numpy as np\nx = np.zeros(1)\n", b"t = datetime.datetime.now()\n"],
+    names = NameTable.build([b"import numpy as np\nx = np.zeros(1)\n", b"t = datetime.datetime.now()\n",
+                             b"from datetime import datetime\nfrom dataclasses import dataclass\n"],
                             min_key_count=1, min_name_count=1)
     weights = MixerWeights(config, names=names)
     for document, name, known in ((b"import numpy as np\nx = np.", b"np", False),
                                   (b"import numpy as np\nnumbers = 1\nx = np.", b"numbers", True),
-                                  (b"import datetime\nx = datetime.", b"datetime", True)):
+                                  (b"import datetime\nx = datetime.", b"datetime", True),
+                                  (b"from dataclasses import ", b"dataclasses", False),  # the module's own name
+                                  (b"from datetime import ", b"datetime", True)):
         mixer = DocumentMixer(weights, ContextView(config, document, ContextIndex.build(document, config)))
         assert mixer.knows_name(name) is known, (document, name)
 
