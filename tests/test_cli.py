@@ -71,6 +71,7 @@ def test_eval_reads_a_sample_spread_over_the_packages_of_both_splits(tiny_model,
         result = run_cli("eval", "--model", str(tiny_model), "--data", str(corpus), "--sample-files", "0",
                          "--json", str(out), *args)
         assert result.returncode == 0, result.stderr
+        assert "top-1 identifier accuracy" in result.stdout and "0.0%" not in result.stdout  # "-": none sampled
         metrics = json.loads(out.read_text())
         sizes[" ".join(args)] = (metrics["files"], metrics["bytes"])
     manifest = json.loads((corpus / "manifest.json").read_text())

@@ -171,17 +171,26 @@ def run(args) -> int:
                         "context_workspace_bytes": context.workspace_bytes}
     c = result.with_context
     sec = result.seconds
+
+    def share(value: float, tried: int) -> str:
+        """A rate, or "-" where nothing was sampled (--sample-files 0): 0.0% would read as a measured zero."""
+        return f"{value:.1%}" if tried else "-"
+
     rows = [  # (name, LSTM alone, with context or None where it does not differ)
         ("files", f"{result.files}", None), ("bytes", f"{result.bytes:,}", None),
         ("BPC", f"{result.bpc:.4f}", f"{result_extra['bpc_context']:.4f}" if c else None),
         ("files sampled for searches", f"{result.sample_files}", None),
         ("identifiers tried", f"{result.identifiers:,}", None),
-        ("top-1 identifier accuracy", f"{result.top1:.1%}", f"{c.top1:.1%}" if c else None),
-        ("top-5 identifier accuracy", f"{result.top5:.1%}", f"{c.top5:.1%}" if c else None),
+        ("top-1 identifier accuracy", share(result.top1, result.identifiers),
+         share(c.top1, result.identifiers) if c else None),
+        ("top-5 identifier accuracy", share(result.top5, result.identifiers),
+         share(c.top5, result.identifiers) if c else None),
         ("identifiers tried after 1 char", f"{result.identifiers_after_one:,}", None),
-        ("top-1 after 1 typed char", f"{result.top1_after_one:.1%}", f"{c.top1_after_one:.1%}" if c else None),
+        ("top-1 after 1 typed char", share(result.top1_after_one, result.identifiers_after_one),
+         share(c.top1_after_one, result.identifiers_after_one) if c else None),
         ("characters typed", f"{result.typed_chars:,}", None), ("typing stretches", f"{result.typist_windows:,}", None),
-        ("keystrokes saved", f"{result.keystrokes_saved:.1%}", f"{c.keystrokes_saved:.1%}" if c else None),
+        ("keystrokes saved", share(result.keystrokes_saved, result.typed_chars),
+         share(c.keystrokes_saved, result.typed_chars) if c else None),
         ("acceptances", f"{result.acceptances:,}", f"{c.acceptances:,}" if c else None),
         ("precision", result.precision, None),
         ("seconds (BPC)", f"{sec['bpc']:.1f}", f"{context.seconds:.1f}" if c else None),
