@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from codelstm.commands import UserError
 from codelstm.commands.common import load_model
 from codelstm.training.sampling import Sampling
+
+if TYPE_CHECKING:
+    from codelstm.training.heldout import NamedDocument
 
 
 def register(sub) -> None:
@@ -85,7 +88,7 @@ def load_docs(args) -> list[bytes]:
     return docs
 
 
-def corpus_documents(args) -> list:
+def corpus_documents(args) -> list[NamedDocument]:
     """The files of --data that --split, --bytes-per-package and --max-files choose, named as in its manifest."""
     from codelstm.training.heldout import load_named, spread_by_package
 

@@ -49,7 +49,7 @@ _NAME = rb"[A-Za-z_\x80-\xff][0-9A-Za-z_\x80-\xff]*"  # an identifier as the mod
 _NAME_AFTER = re.compile(rb"(?:(?<=\.)|(?<=import )|(?<=from ))" + _NAME)
 CACHE_ENTRIES = 20_000  # predictions kept per table (a few hundred bytes each), then the cache starts over
 _NOT_CACHED = object()  # a cached None means "no prediction", so a miss needs its own marker
-SIZE_EDGES = (1, 16, 256)  # corpus occurrences of the names that fit what is typed: a bucket per edge
+SIZE_EDGES = (1, 16, 256)  # the counts (files writing them) of the names that fit what is typed: a bucket per edge
 SHARE_EDGES = (0.0, 0.3, 0.5, 0.7, 0.85, 0.95)  # the share of them that agree on the next byte
 
 
