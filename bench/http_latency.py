@@ -15,8 +15,10 @@ Usage: python bench/http_latency.py [--model PATH] [--quick]
 With --context: context models on vs off, as a ratio from one run. Two servers (CODELSTM_CONTEXT=none and
 the default, which mixes the model's mixer.json in) run side by side and one typist sends each keystroke
 to both in turn, so a busy machine slows both alike; the context server is asked once with the document
-alone and once with a workspace (the other held-out files, up to --workspace-kb). Also the memory of the
-context indexes: per KB of cached document and per MB of workspace.
+alone and once with a workspace (the other held-out files, up to --workspace-kb). Beside the client's p50,
+the server's own (`timing_ms.compute` of the responses: the engine's work, without HTTP and queueing), so
+the part HTTP on the same cores adds shows. Also the memory of the context indexes: per KB of cached
+document and per MB of workspace.
 """
 
 from __future__ import annotations
@@ -120,10 +122,13 @@ async def throughput(url: str, texts: list[str], typing: bool, clients: int = 32
 
 
 async def interleaved_typing(targets: dict[str, tuple[str, dict]], texts: list[str], mode: str, documents: int,
-                             requests: int) -> dict[str, list[float]]:
+                             requests: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """One typist: per document an untimed open, then `requests` keystrokes of 1-3 characters; each keystroke
-    goes to every target (url, extra body fields) in turn, in a rotating order."""
+    goes to every target (url, extra body fields) in turn, in a rotating order. Returns the client's
+    milliseconds per request and the server's own (`timing_ms.compute`: the engine's work, without HTTP or
+    queueing), per target."""
     latencies: dict[str, list[float]] = {name: [] for name in targets}
+    computes: dict[str, list[float]] = {name: [] for name in targets}
     rng = random.Random(7)
     names = list(targets)
     async with httpx.AsyncClient(timeout=60) as c:
@@ -144,9 +149,10 @@ async def interleaved_typing(targets: dict[str, tuple[str, dict]], texts: list[s
                     r = await c.post(f"{url}/v1/complete", json=body)
                     latencies[name].append((time.perf_counter() - t0) * 1000)
                     r.raise_for_status()
+                    computes[name].append(r.json()["timing_ms"]["compute"])
                     if "workspace_id" in extra:
                         assert r.json()["usage"]["workspace"] == "used", r.json()["usage"]
-    return latencies
+    return latencies, computes
 
 
 def context_main(args, texts: list[str]) -> None:
@@ -171,13 +177,15 @@ def context_main(args, texts: list[str]) -> None:
         r.raise_for_status()
         targets = {"LSTM alone": (plain, {}), "+ document": (mixed, {}),
                    f"+ workspace ({size / 1024:.0f} KB)": (mixed, {"workspace_id": "bench"})}
-        print("\n| mode | context | p50 ms | p99 ms | requests | p50 / LSTM alone |\n|---|---|---|---|---|---|")
+        print("\n| mode | context | p50 ms | p99 ms | requests | p50 / LSTM alone | server compute p50 ms |\n"
+              "|---|---|---|---|---|---|---|")
         for mode in ("token", "line"):
-            lat = asyncio.run(interleaved_typing(targets, typed, mode, documents, requests))
+            lat, compute = asyncio.run(interleaved_typing(targets, typed, mode, documents, requests))
             base = percentile(lat["LSTM alone"], 50)
             for name, values in lat.items():
                 print(f"| {mode} | {name} | {percentile(values, 50):.1f} | {percentile(values, 99):.1f} | "
-                      f"{len(values)} | {percentile(values, 50) / base:.2f}x |", flush=True)
+                      f"{len(values)} | {percentile(values, 50) / base:.2f}x | {percentile(compute[name], 50):.1f} |",
+                      flush=True)
     weights = MixerWeights.load(resolve_model_path(args.model or "default"))
     doc = max(typed, key=len).encode()
     t0 = time.perf_counter()
