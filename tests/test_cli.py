@@ -80,5 +80,10 @@ def test_eval_reads_a_sample_spread_over_the_packages_of_both_splits(tiny_model,
     assert sizes["--split all"] == (15, sum(f["bytes"] for f in manifest["files"]))
     # big files are ~640 bytes: two reach the 1,000-byte budget; the small package's three ~60-byte files all fit
     assert sizes["--split all --bytes-per-package 1000"][0] == 2 + 3
-    result = run_cli("eval", "--model", str(tiny_model), "--bytes-per-package", "10", str(src / "big" / "m0.py"))
-    assert result.returncode != 0 and "need --data" in result.stderr
+    for args, message in ((["--bytes-per-package", "10", str(src / "big" / "m0.py")], "need --data"),
+                          (["--data", str(corpus), "--bytes-per-package", "0"], "at least 1"),
+                          (["--data", str(src)], "not a corpus folder (no manifest.json)"),
+                          (["--data", str(tmp_path / "missing")], "corpus folder not found")):
+        result = run_cli("eval", "--model", str(tiny_model), *args)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1  # one clear line, no traceback

@@ -94,6 +94,9 @@ def corpus_documents(args) -> list[NamedDocument]:
 
     if args.bytes_per_package is not None and args.bytes_per_package < 1:
         raise UserError("--bytes-per-package must be at least 1")
+    if not (args.data / "manifest.json").is_file():
+        raise UserError(f"{args.data} is not a corpus folder (no manifest.json): build one with `codelstm corpus build`"
+                        if args.data.is_dir() else f"corpus folder not found: {args.data}")
     try:
         docs = load_named(args.data, ("train", "val") if args.split == "all" else ("val",))
     except (FileNotFoundError, ValueError) as e:
