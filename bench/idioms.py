@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--beam-width", type=int, default=None, help="beams per search (default: the server's)")
-    parser.add_argument("--misses", action="store_true", help="print every probe whose first name is not right")
+    parser.add_argument("--misses", action="store_true",
+                        help="print every probe whose first name is not right, marking those with no right name in the five")
     args = parser.parse_args()
     probes = load_probes(args.data)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
@@ -61,7 +62,7 @@ def main() -> None:
                 counts[1] += bool(names) and names[0] in accept
                 counts[2] += bool(accept.intersection(names))
                 if not (names and names[0] in accept):
-                    misses.append((probe["prefix"], names))
+                    misses.append((probe["prefix"], names, bool(accept.intersection(names))))
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}; server {url} (model {model}); "
           f"{len(probes)} probes from {args.data.name}; mode=token n=5 beam_width={args.beam_width or 'server'}\n")
     print("| family | probes | top-1 | top-5 |\n|---|---|---|---|")
@@ -71,9 +72,9 @@ def main() -> None:
         total = [total[0] + n, total[1] + top1, total[2] + top5]
     print(f"| **all** | {total[0]} | **{total[1] / total[0]:.1%}** ({total[1]}) | **{total[2] / total[0]:.1%}** ({total[2]}) |")
     if args.misses:
-        print("\nfirst name not right:")
-        for prefix, names in misses:
-            print(f"  {prefix[-40:]!r:44} -> {names}")
+        print("\nfirst name not right (* none right in the five):")
+        for prefix, names, in_five in misses:
+            print(f"{' ' if in_five else '*'} {prefix[-40:]!r:44} -> {names}")
 
 
 if __name__ == "__main__":
