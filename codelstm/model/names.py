@@ -40,8 +40,9 @@ LEAD_BLANKS = 8  # blanks skipped before a chain's first name to find what leads
 LEAD_WORD_MAX = 12  # bytes: a longer word before a chain does not make a key
 # the text before a position that its key can depend on: the name typed, a dot, a call or an import line,
 # two more names, the blanks and word before them
-NAMES_LOOKBACK = max(IMPORT_LINE_MAX, CALL_MAX) + 3 * (NAME_MAX + 1) + LEAD_BLANKS + LEAD_WORD_MAX + 8
+NAMES_LOOKBACK = max(IMPORT_LINE_MAX, CALL_MAX) + 4 * (NAME_MAX + 1) + 2 * LEAD_BLANKS + LEAD_WORD_MAX + 8
 _DOT = 0x2E
+_NOT_ASSIGNMENT = frozenset(b"=!<>+-*/%&|^:@")  # before `=`: a comparison or an augmented assignment
 _IMPORT_LINE = re.compile(rb"(?:import |from |from [A-Za-z_][\w.]* import )\Z")
 _FROM_IMPORT = re.compile(rb"^[ \t]*from ([A-Za-z_][\w.]*) import \Z")
 # names the table is counted at: right after a dot, or after an import line's keyword
@@ -103,12 +104,32 @@ def _lead(text: bytes, x: int) -> bytes:
     return text[word:j + 1] + b" " if j + 1 - word <= LEAD_WORD_MAX else b""
 
 
+def _assigned(text: bytes, x: int) -> bytes:
+    """The name a chain starting at text[x] is assigned to or passed as (`lock` in `lock = asyncio.`, `dtype` in
+    `dtype=np.`); b"" where the chain follows no plain `name =` (`==`, `+=`, `x[0] =`, none)."""
+    j = x - 1
+    while j >= 0 and x - j <= LEAD_BLANKS and text[j] in (0x20, 0x09):
+        j -= 1
+    if j < 1 or text[j] != 0x3D or text[j - 1] in _NOT_ASSIGNMENT:
+        return b""
+    k = j - 1
+    while k >= 0 and j - k <= LEAD_BLANKS and text[k] in (0x20, 0x09):
+        k -= 1
+    if k < 0:
+        return b""
+    name = _identifier_start(text, k + 1, NAME_MAX)
+    if name == k + 1 or k + 1 - name > NAME_MAX or not (text[name] == 0x5F or text[name] > 0x40):
+        return b""
+    return text[name:k + 1]
+
+
 def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
     """The table keys for a name starting at text[start], most specific first; () when it follows no qualifier.
 
     After a dot: `X.` when X starts a chain (a module, a variable: `np.`, `asyncio.`), preceded by what comes
     before X on its line when the table has that (`with httpx.`, `await asyncio.`, `@pytest.`, `=np.`,
-    `\nplt.` at a line start: `_lead`), `Y.X.` then `.X.` when X
+    `\nplt.` at a line start: `_lead`), itself preceded by the name assigned to or passed as after a plain `=`
+    (`parser=argparse.`, `dtype=np.`: `_assigned`), `Y.X.` then `.X.` when X
     is itself an attribute (`np.random.`; `self.requests.` then `.requests.`, apart from the module's
     `requests.`), and `F().` or `.F().` after a call (`Path(__file__).`, `requests.get(url).` as `.get().`).
     After a space: the import line so far (`import `, `from `, `from M import `)."""
@@ -128,7 +149,12 @@ def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
             y = _qualifier(text, x - 1)
             return (text[y:start], b"." + inner) if y >= 0 else (b"." + inner,)
         lead = _lead(text, x)
-        return (lead + inner, inner) if lead else (inner,)
+        keys = (lead + inner, inner) if lead else (inner,)
+        if lead == b"=":
+            target = _assigned(text, x)
+            if target:
+                return (target + b"=" + inner,) + keys
+        return keys
     if start >= 5 and text[start - 1] == 0x20:
         newline = text.rfind(b"\n", max(0, start - IMPORT_LINE_MAX), start)
         if newline < 0 and start > IMPORT_LINE_MAX:  # a line this long is no import line
@@ -185,7 +211,7 @@ class NameTable:
 
     @classmethod
     def build(cls, documents: Iterable[bytes], min_key_count: int = 16, min_name_count: int = 2,
-              names_per_key: int = 256, max_keys: int = 20000) -> "NameTable":
+              names_per_key: int = 256, max_keys: int = 40000) -> "NameTable":
         """Count every (qualifier, name + next byte) of the documents; keep the keys written at least
         `min_key_count` times (the `max_keys` most written), and per key its `names_per_key` most written
         names that occur `min_name_count` times or more, each weighted by the number of documents that write

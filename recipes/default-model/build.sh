@@ -90,6 +90,10 @@ cp runs/gpu-B/config.json runs/gpu-B/model.safetensors runs/gpu-B/mixer.json run
 # no longer outweighs what many projects write (`parser.parse_args(`). Same weights, the mixer refitted:
 codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
 cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
+# Then the name assigned to or passed as keys the table first (`parser=argparse.`, `dtype=np.`; docs/context.md):
+# the same command again, the same copy.
+codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
+cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
 # Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py

@@ -39,7 +39,10 @@ def test_qualifiers_are_the_names_before_a_dot_a_call_or_an_import_line():
     assert qualifier_keys(b"a = x[0].real", 9) == ()  # after `]`: none
     assert qualifier_keys(b"root = Path(__file__).res", 22) == (b"Path().",)
     assert qualifier_keys(b"data = requests.get(f(url), x=(1, 2)).js", 38) == (b".get().",)
-    assert qualifier_keys(b"y = np.ze", 7) == (b"=np.", b"np.")
+    assert qualifier_keys(b"y = np.ze", 7) == (b"y=np.", b"=np.", b"np.")  # assigned to `y`
+    assert qualifier_keys(b"f(a, dtype=np.fl", 14) == (b"dtype=np.", b"=np.", b"np.")  # passed as `dtype`
+    for text in (b"y == np.", b"y += np.", b"y[0] = np.", b"= np."):  # a comparison, no plain name: no target
+        assert qualifier_keys(text, len(text)) == (b"=np.", b"np."), text
     assert qualifier_keys(b"    from typing import Op", 23) == (b"from typing import ",)
     assert qualifier_keys(b"import o", 7) == (b"import ",)
     assert qualifier_keys(b"x = 1.5", 6) == ()  # a number is no qualifier
