@@ -64,8 +64,8 @@ def _identifier_start(text: bytes, end: int, limit: int) -> int:
 
 
 def _qualifier(text: bytes, dot: int) -> int:
-    """Start of the identifier that ends right before text[dot] (a dot), or -1 when there is none usable:
-    empty, longer than NAME_MAX, or starting with a digit (`1.5`)."""
+    """Start of the identifier that ends right before text[dot] (a dot, or what follows an assigned name), or
+    -1 when there is none usable: empty, longer than NAME_MAX, or starting with a digit (`1.5`)."""
     start = _identifier_start(text, dot, NAME_MAX)
     if start == dot or dot - start > NAME_MAX or not (text[start] == 0x5F or text[start] > 0x40):
         return -1
@@ -87,13 +87,20 @@ def _call_start(text: bytes, close: int) -> int:
     return -1
 
 
+def _skip_blanks(text: bytes, end: int) -> int:
+    """Where the last byte before text[end] that is no blank (space, tab) is, skipping at most LEAD_BLANKS
+    blanks (then a blank may be there); -1 when only blanks lead back to the text's start."""
+    j = end - 1
+    while j >= 0 and end - j <= LEAD_BLANKS and text[j] in (0x20, 0x09):
+        j -= 1
+    return j
+
+
 def _lead(text: bytes, x: int) -> bytes:
     """What comes right before a chain's first name at text[x], blanks skipped: a word and a space (`with `,
     `await `; at most LEAD_WORD_MAX bytes), one other byte (`=`, `(`, `@`), `\n` at a line's start; b"" when
     that is too far back or too long a word."""
-    j = x - 1
-    while j >= 0 and x - j <= LEAD_BLANKS and text[j] in (0x20, 0x09):
-        j -= 1
+    j = _skip_blanks(text, x)
     if j < 0:
         return b"\n"  # the text's start is a line's
     if x - j > LEAD_BLANKS:
@@ -107,20 +114,12 @@ def _lead(text: bytes, x: int) -> bytes:
 def _assigned(text: bytes, x: int) -> bytes:
     """The name a chain starting at text[x] is assigned to or passed as (`lock` in `lock = asyncio.`, `dtype` in
     `dtype=np.`); b"" where the chain follows no plain `name =` (`==`, `+=`, `x[0] =`, none)."""
-    j = x - 1
-    while j >= 0 and x - j <= LEAD_BLANKS and text[j] in (0x20, 0x09):
-        j -= 1
+    j = _skip_blanks(text, x)
     if j < 1 or text[j] != 0x3D or text[j - 1] in _NOT_ASSIGNMENT:
         return b""
-    k = j - 1
-    while k >= 0 and j - k <= LEAD_BLANKS and text[k] in (0x20, 0x09):
-        k -= 1
-    if k < 0:
-        return b""
-    name = _identifier_start(text, k + 1, NAME_MAX)
-    if name == k + 1 or k + 1 - name > NAME_MAX or not (text[name] == 0x5F or text[name] > 0x40):
-        return b""
-    return text[name:k + 1]
+    k = _skip_blanks(text, j)
+    name = _qualifier(text, k + 1) if k >= 0 else -1
+    return text[name:k + 1] if name >= 0 else b""
 
 
 def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
