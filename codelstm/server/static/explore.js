@@ -139,8 +139,8 @@ function modelField() {
 // ---- models -------------------------------------------------------------------------------------
 
 async function loadModels(keepSelection = true) {
-  const previous = $("#model").value;
   state.models = await api("GET", "/v1/explore/models");
+  const previous = $("#model").value; // read once the list arrives: a choice made while it loaded is kept
   const select = $("#model");
   select.innerHTML = "";
   for (const m of state.models) {
