@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from codelstm.commands.serve import exposure_warning
-from codelstm.server.deps import require_trainer
+from codelstm.server.deps import check_trainer
 from codelstm.server.errors import APIError
 from codelstm.server.settings import ServerSettings
 from tests.conftest import running_server
@@ -85,8 +85,8 @@ def test_training_needs_admin_when_keyed_or_reachable(host, keys, needs_admin, m
     anonymous = Request({"type": "http", "headers": []})
     if needs_admin:
         with pytest.raises(APIError) as e:
-            require_trainer(anonymous, settings)
+            check_trainer(anonymous, settings)
         assert e.value.status == 401
-        require_trainer(Request({"type": "http", "headers": [(b"authorization", b"Bearer secret")]}), settings)
+        check_trainer(Request({"type": "http", "headers": [(b"authorization", b"Bearer secret")]}), settings)
     else:
-        require_trainer(anonymous, settings)
+        check_trainer(anonymous, settings)
