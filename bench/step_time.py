@@ -4,7 +4,8 @@ Usage: python bench/step_time.py [--model PATH] [--repeat N] [--bpc-bytes N]
 Prints one row per (dtype, threads, kernel) setting: microseconds per search step for batch 1, 8 and 128,
 and milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once.
 Kernels: nn.LSTM on ATen or on oneDNN, and the written-out step the engine searches with
-(codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM). Then, per kernel and dtype, the bits
+(codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM); in bfloat16 also `unpacked`, the
+written-out step on plain weights (`F.linear`) instead of oneDNN-packed ones. Then, per kernel and dtype, the bits
 per byte of held-out files read one byte per step (teacher-forced, 8 files side by side as 8 rows): what a
 kernel's rounding costs in prediction.
 """
@@ -94,12 +95,13 @@ def main() -> None:
           f"{'read 1 ms':>10} {'read 8 ms':>10}")
     settings = [("float32", kernel, threads) for kernel in ("oneDNN", "ATen", "written-out") for threads in (1, 2)]
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # ATen's bfloat16 LSTM is far slower: oneDNN only
-        settings += [("bfloat16", kernel, threads) for kernel in ("oneDNN", "written-out") for threads in (1, 2)]
+        settings += [("bfloat16", kernel, threads) for kernel in ("oneDNN", "written-out", "unpacked")
+                     for threads in (1, 2)]
     for dtype, kernel, threads in settings:
         torch.set_num_threads(threads)
         torch.backends.mkldnn.enabled = kernel == "oneDNN"
         m = model.to(getattr(torch, dtype))
-        step = LstmStepper(m) if kernel == "written-out" else None
+        step = LstmStepper(m, packed=kernel != "unpacked") if kernel in ("written-out", "unpacked") else None
         b1 = time_steps(m, 1, args.repeat, step)
         b8 = time_steps(m, 8, args.repeat, step)
         b128 = time_steps(m, 128, max(1, args.repeat // 10), step)
@@ -116,7 +118,7 @@ def main() -> None:
     for dtype, kernel, _ in settings[::2]:
         torch.backends.mkldnn.enabled = kernel == "oneDNN"
         m = model.to(getattr(torch, dtype))
-        step = LstmStepper(m) if kernel == "written-out" else m.step
+        step = LstmStepper(m, packed=kernel != "unpacked") if kernel in ("written-out", "unpacked") else m.step
         print(f"{dtype:>8} {kernel:>11} {stepped_bits_per_byte(m, step, rows):.4f}")
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ the products themselves need a third of that (bench/step_time.py). Written out:
 - the first layer's input product depends only on the byte, so `embedding @ W_ih + biases` is a
   (256, 4H) table looked up per row;
 - every later layer's two products are one, over [h_below, h_own] against [W_ih | W_hh];
-- the gates are computed in float32 whatever the weights' dtype, and the state is kept in that dtype.
+- the gates are computed in float32 whatever the weights' dtype, and the state is kept in that dtype;
+- in bfloat16 the weights are packed once into oneDNN's own layout (`mkldnn._reorder_linear_weight`, the
+  op torch's compiler packs with): `F.linear` on a plain bfloat16 weight repacks it on every call, which at
+  a few rows took up to half the product's time (bench/step_time.py). Where the op is missing (another
+  torch build), `F.linear` as before.
 
 Each row is computed alone (a matrix product sums over the inputs in one order per row), so in
 bfloat16 a row's result is bitwise the same whatever its batch-mates, as the server promises
@@ -17,11 +21,16 @@ bfloat16 a row's result is bitwise the same whatever its batch-mates, as the ser
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from codelstm.model.network import ByteLM, State, use_onednn
+
+_PACKED_PRODUCT = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+                   and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 class LstmStepper:
@@ -30,7 +39,8 @@ class LstmStepper:
     Built from the model's weights once: the model must not change afterwards (the server's never does).
     """
 
-    def __init__(self, model: ByteLM) -> None:
+    def __init__(self, model: ByteLM, packed: bool = True) -> None:
+        """`packed`: step bfloat16 on oneDNN-packed weights where the op exists (False: plain products, to compare)."""
         if not self.supports(model):
             raise ValueError("the written-out step needs a float32 or bfloat16 LSTM model (not GRU, not int8)")
         rnn, dtype = model.rnn, model.dtype
@@ -38,6 +48,7 @@ class LstmStepper:
         self.hidden_size = model.config.hidden_size
         # bfloat16 products are fast only on oneDNN; float32 ones are faster on MKL (bench/step_time.py)
         self.onednn = dtype == torch.bfloat16
+        self.packed = packed and self.onednn and _PACKED_PRODUCT and model.head.weight.device.type == "cpu"
         with torch.no_grad():
             embed = model.embed.weight.float()
             self.first_input = (embed @ rnn.weight_ih_l0.float().T + rnn.bias_ih_l0.float()
@@ -50,6 +61,22 @@ class LstmStepper:
                 self.biases.append((getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")).float())
             self.head_weight = model.head.weight.detach().contiguous()
             self.head_bias = model.head.bias.detach().float()
+            self._products = [self._product_for(w) for w in [*self.recurrent, self.head_weight]]
+
+    def _product_for(self, weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> x @ weight.T, on a packed copy of `weight` where bfloat16 has oneDNN's packed product."""
+        if self.packed:
+            try:
+                packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+
+                def product(x: torch.Tensor) -> torch.Tensor:
+                    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+
+                product(torch.zeros(1, weight.size(1), dtype=weight.dtype))  # fails here, not in a request
+                return product
+            except (RuntimeError, TypeError):
+                self.packed = False
+        return lambda x: F.linear(x, weight)
 
     @staticmethod
     def supports(model: ByteLM) -> bool:
@@ -70,15 +97,15 @@ class LstmStepper:
         hs, cs = [], []
         with use_onednn(self.onednn):
             below = None
-            for layer, weight in enumerate(self.recurrent):
+            for layer, product in enumerate(self._products[:-1]):
                 if layer == 0:
-                    gates = self.first_input[byte_ids] + F.linear(h_in[0], weight).float()
+                    gates = self.first_input[byte_ids] + product(h_in[0]).float()
                 else:
-                    gates = F.linear(torch.cat([below, h_in[layer]], dim=1), weight).float() + self.biases[layer]
+                    gates = product(torch.cat([below, h_in[layer]], dim=1)).float() + self.biases[layer]
                 i, f, g, o = gates.chunk(4, dim=1)  # nn.LSTM's gate order
                 c = torch.sigmoid(f) * c_in[layer].float() + torch.sigmoid(i) * torch.tanh(g)
                 below = (torch.sigmoid(o) * torch.tanh(c)).to(self.dtype)
                 hs.append(below)
                 cs.append(c.to(self.dtype))
-            logits = F.linear(below, self.head_weight).float() + self.head_bias
+            logits = self._products[-1](below).float() + self.head_bias
         return logits, (torch.stack(hs), torch.stack(cs))

@@ -69,6 +69,30 @@ def test_bfloat16_rows_are_bitwise_independent_of_their_batch_mates_and_close_to
     assert crowd_state[0].dtype == torch.bfloat16
 
 
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bfloat16_steps_on_packed_weights_keep_rows_independent_and_agree_with_plain_products(bundled, threads):
+    model = copy.deepcopy(bundled).to(torch.bfloat16)
+    packed, plain = LstmStepper(model), LstmStepper(model, packed=False)
+    assert packed.packed and not plain.packed  # torch 2.13's CPU build has the packed product
+    assert not LstmStepper(bundled).packed  # float32 steps on MKL's products
+    ids = torch.randint(1, 128, (24,), generator=torch.Generator().manual_seed(5))
+    state = random_state(model, 24, seed=2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        crowd_logits, crowd_state = packed(ids, state)
+        plain_logits, _ = plain(ids, state)
+        for rows in (1, 5, 9):  # a row's result does not depend on its batch-mates on several threads either
+            alone_logits, alone_state = packed(ids[:rows], tuple(s[:, :rows].contiguous() for s in state))
+            assert torch.equal(crowd_logits[:rows], alone_logits)
+            assert all(torch.equal(a[:, :rows], b) for a, b in zip(crowd_state, alone_state))
+    finally:
+        torch.set_num_threads(previous)
+    probs, plain_probs = torch.softmax(crowd_logits, -1), torch.softmax(plain_logits, -1)
+    assert (probs - plain_probs).abs().max() < 1e-3  # the same products (bitwise on the 2-core VM)
+
+
 def test_engine_steps_with_it_where_the_model_allows_and_falls_back_otherwise(bundled):
     assert isinstance(InferenceEngine(bundled).model_step, LstmStepper)
     assert not isinstance(InferenceEngine(bundled, written_out_step=False).model_step, LstmStepper)
