@@ -34,8 +34,10 @@ from codelstm.model.context_view import ContextView
 from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many, search_step
 from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
+from codelstm.model.stepper import LstmStepper
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
+STEP_READ_BYTES = 2  # reads this short run on the written-out step, byte by byte (`prefill_many`; measured there)
 PREFILL_BATCH = 8  # waiting prefixes that are read at once without waiting longer: batching gains little past this
 PARALLEL_ROWS = 16  # beams stepped together from which several threads beat one (bench/step_time.py)
 CHEAP_PREFILL = 16  # bytes: a read this short costs about one search step, so it never waits for company
@@ -104,6 +106,8 @@ class InferenceEngine:
         # search steps: the written-out LSTM step where the model allows it (2x faster for a few rows),
         # else nn.LSTM on the kernel `step_onednn` names
         self.model_step = search_step(model) if written_out_step else model.step
+        # a keystroke's byte or two are read by that step too where it is the written-out one (`prefill_many`)
+        self._read_step = self.model_step if isinstance(self.model_step, LstmStepper) else None
         self.mixer = mixer  # None: the LSTM alone
         if mixer is not None:
             compile_kernels(mixer)
@@ -208,7 +212,7 @@ class InferenceEngine:
         moving = [(job, end) for job, end in zip(jobs, ends) if end > job.position or job.checkpoint is None]
         read = prefill_many(self.model, [job.text[job.position:end] for job, end in moving],
                             [job.checkpoint[0] if job.checkpoint else None for job, _ in moving],
-                            onednn_from=self._onednn_from)
+                            onednn_from=self._onednn_from, step=self._read_step, step_up_to=STEP_READ_BYTES)
         for (job, end), checkpoint in zip(moving, read):
             job.fed_chars += end - job.position
             job.position, job.checkpoint = end, checkpoint

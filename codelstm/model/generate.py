@@ -417,14 +417,18 @@ def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int =
 
 @torch.no_grad()
 def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State | None],
-                 onednn_from: int | None = None) -> list[tuple[State, torch.Tensor]]:
+                 onednn_from: int | None = None, step: StepFunction | None = None,
+                 step_up_to: int = 0) -> list[tuple[State, torch.Tensor]]:
     """Read several texts at once, each from its own state (None: a fresh document, read after a NUL).
 
     Texts of equal length share one batched forward, which on a CPU reads a byte for several documents
     at little more than the cost of one. A fresh document starts from the zero state with its NUL first,
     exactly what `prefill` does. Returned states and logits are copies, never views of a batch, so a
     cache that keeps them holds only their own bytes. `onednn_from`: read groups at least this long with
-    oneDNN's LSTM kernel, 2-3x faster over a sequence on a CPU but far slower for a few bytes.
+    oneDNN's LSTM kernel, 2-3x faster over a sequence on a CPU but far slower for a few bytes. `step`:
+    read groups of at most `step_up_to` bytes (the byte or two a keystroke adds) one `step` per byte: the
+    written-out search step reads one byte in about 0.4x the time of a forward (a call of `nn.LSTM` costs
+    most of a millisecond whatever its length), two in 0.75x, and from four on is slower.
     """
     device = model.device
     data = [text if state is not None else bytes([DOC_SEPARATOR]) + text for text, state in zip(texts, states)]
@@ -439,10 +443,15 @@ def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State |
         ids = ids.long().to(device).view(len(members), -1)
         starts = [states[i] or model.initial_state(1, device) for i in members]
         state = tuple(torch.cat([s[k] for s in starts], dim=1) for k in range(len(starts[0])))
-        with use_onednn(onednn_from is not None and ids.size(1) >= onednn_from):
-            logits, _, state = model(ids, state)
+        if step is not None and ids.size(1) <= step_up_to:
+            for t in range(ids.size(1)):
+                last, state = step(ids[:, t], state)
+        else:
+            with use_onednn(onednn_from is not None and ids.size(1) >= onednn_from):
+                logits, _, state = model(ids, state)
+            last = logits[:, -1]
         for row, i in enumerate(members):
-            results[i] = (tuple(s[:, row:row + 1].clone() for s in state), logits[row:row + 1, -1].clone())
+            results[i] = (tuple(s[:, row:row + 1].clone() for s in state), last[row:row + 1].clone())
     return results
 
 

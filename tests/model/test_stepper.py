@@ -103,3 +103,41 @@ def test_engine_steps_with_it_where_the_model_allows_and_falls_back_otherwise(bu
         assert not isinstance(InferenceEngine(model).model_step, LstmStepper)
         with pytest.raises(ValueError, match="LSTM"):
             LstmStepper(model)
+
+
+def test_short_reads_by_the_step_reach_the_state_a_forward_read_does(bundled):
+    from codelstm.model.generate import prefill, prefill_many
+
+    stepper = LstmStepper(bundled)
+    state, _ = prefill(bundled, b"def read_config(path):\n    with open(path) as f:\n        return f")
+    texts, states = [b".", b"re", b"x", b"def"], [state, state, None, state]
+    forward = prefill_many(bundled, texts, states)
+    stepped = prefill_many(bundled, texts, states, step=stepper, step_up_to=2)
+    for (want_state, want_logits), (got_state, got_logits), text in zip(forward, stepped, texts):
+        assert got_logits.shape == want_logits.shape == (1, 256)
+        assert torch.allclose(torch.log_softmax(got_logits.float(), -1), torch.log_softmax(want_logits.float(), -1),
+                              atol=1e-4), text
+        assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got_state, want_state))
+    assert stepper.dtype == torch.float32
+
+
+def test_engine_reads_a_keystroke_with_its_written_out_step(bundled, monkeypatch):
+    from codelstm.model.cache import StateCache
+    from codelstm.model.engine import EngineRequest
+    from codelstm.model.generate import SearchSpec
+
+    engine = InferenceEngine(bundled, StateCache())
+    stepped_rows = []
+    step = engine._read_step
+
+    def counting(ids, state):
+        stepped_rows.append(ids.numel())
+        return step(ids, state)
+
+    monkeypatch.setattr(engine, "_read_step", counting)
+    monkeypatch.setattr(engine, "model_step", step)  # the search's steps are not counted
+    prefix = "import os\n\ndef main():\n    path = os.path."
+    engine.run([EngineRequest(prefix.encode(), SearchSpec(mode="token", n=3), "doc", None)])
+    assert not stepped_rows  # the document's first read is a forward
+    typed = engine.run([EngineRequest((prefix + "j").encode(), SearchSpec(mode="token", n=3), "doc", None)])[0]
+    assert stepped_rows == [1] and typed.fed_chars == 1
