@@ -2,7 +2,9 @@
 
 Usage: python bench/step_time.py [--model PATH] [--repeat N] [--bpc-bytes N]
 Prints one row per (dtype, threads, kernel) setting: microseconds per search step for batch 1, 8 and 128,
-and milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once.
+milliseconds to read a 257-byte prefix chunk (a NUL and 256 bytes) for 1 and for 8 documents at once, and
+microseconds to read a keystroke's 1 or 2 bytes into a document's state (`prefill_many`: a forward on the
+kernel the engine reads with for the dtype, or the written-out step byte by byte).
 Kernels: nn.LSTM on ATen or on oneDNN, and the written-out step the engine searches with
 (codelstm/model/stepper.py; steps only: prefixes are read by nn.LSTM); in bfloat16 also `unpacked`, the
 written-out step on plain weights (`F.linear`) instead of oneDNN-packed ones. Then, per kernel and dtype, the bits
@@ -24,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, whe
 
 from codelstm.commands.common import resolve_model_path
 from codelstm.model import load_checkpoint
+from codelstm.model.engine import ONEDNN_FROM
+from codelstm.model.generate import prefill_many
 from codelstm.model.stepper import LstmStepper
 from common import held_out_texts
 
@@ -50,6 +54,22 @@ def time_prefill(model, batch: int, repeat: int, length: int = 257) -> float:
         for _ in range(repeat):
             model(ids, state)
     return (time.perf_counter() - t0) / repeat * 1e3
+
+
+def time_keystroke(model, length: int, repeat: int, step=None) -> float:
+    """Microseconds to read `length` typed bytes into one document's state: one forward, or one `step` per byte
+    (what the engine does for reads of up to STEP_READ_BYTES with the written-out step)."""
+    ids = torch.randint(1, 128, (1, length))
+    state = model.initial_state(1)
+    with torch.no_grad():
+        for _ in range(5):
+            prefill_many(model, [bytes(ids[0].tolist())], [state], onednn_from=1 if model.dtype == torch.bfloat16
+                         else ONEDNN_FROM, step=step, step_up_to=length)
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            prefill_many(model, [bytes(ids[0].tolist())], [state], onednn_from=1 if model.dtype == torch.bfloat16
+                         else ONEDNN_FROM, step=step, step_up_to=length)
+    return (time.perf_counter() - t0) / repeat * 1e6
 
 
 def stepped_bits_per_byte(model, step, rows: list[bytes]) -> float:
@@ -92,7 +112,7 @@ def main() -> None:
     print(f"model: {arch['num_layers']}x{arch['hidden_size']} {arch['cell']}, {config['parameters']:,} parameters")
     print(f"weight-read floor (every weight summed once, warm, 1 thread): {memory_floor_us(model):.0f} us per step")
     print(f"{'dtype':>8} {'threads':>7} {'kernel':>11} {'step b1 us':>11} {'step b8 us':>11} {'step b128 us':>12} "
-          f"{'read 1 ms':>10} {'read 8 ms':>10}")
+          f"{'read 1 ms':>10} {'read 8 ms':>10} {'key 1 us':>9} {'key 2 us':>9}")
     settings = [("float32", kernel, threads) for kernel in ("oneDNN", "ATen", "written-out") for threads in (1, 2)]
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # ATen's bfloat16 LSTM is far slower: oneDNN only
         settings += [("bfloat16", kernel, threads) for kernel in ("oneDNN", "written-out", "unpacked")
@@ -110,7 +130,12 @@ def main() -> None:
             r8 = f"{time_prefill(m, 8, max(1, args.repeat // 50)):>10.1f}"
         else:
             r1 = r8 = f"{'-':>10}"
-        print(f"{dtype:>8} {threads:>7} {kernel:>11} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1} {r8}")
+        if kernel == "ATen" or (kernel == "oneDNN") == (dtype == "bfloat16") or step is not None:
+            keys = [time_keystroke(m, n, args.repeat, step) for n in (1, 2)]  # the engine reads on these
+            k1, k2 = (f"{k:>9.0f}" for k in keys)
+        else:
+            k1 = k2 = f"{'-':>9}"
+        print(f"{dtype:>8} {threads:>7} {kernel:>11} {b1:>11.0f} {b8:>11.0f} {b128:>12.0f} {r1} {r8} {k1} {k2}")
     texts = [t.encode()[:args.bpc_bytes] for t in held_out_texts()[:8]]
     rows = [t[:min(map(len, texts))] for t in texts]
     print(f"teacher-forced bits per byte, {len(rows)} held-out files x {len(rows[0]):,} bytes, one byte per step:")

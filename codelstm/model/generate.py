@@ -426,9 +426,10 @@ def prefill_many(model: ByteLM, texts: Sequence[bytes], states: Sequence[State |
     exactly what `prefill` does. Returned states and logits are copies, never views of a batch, so a
     cache that keeps them holds only their own bytes. `onednn_from`: read groups at least this long with
     oneDNN's LSTM kernel, 2-3x faster over a sequence on a CPU but far slower for a few bytes. `step`:
-    read groups of at most `step_up_to` bytes (the byte or two a keystroke adds) one `step` per byte: the
-    written-out search step reads one byte in about 0.4x the time of a forward (a call of `nn.LSTM` costs
-    most of a millisecond whatever its length), two in 0.75x, and from four on is slower.
+    read groups of at most `step_up_to` bytes (the byte or two a keystroke adds) one `step` per byte: in
+    bfloat16 a call of oneDNN's `nn.LSTM` costs most of a millisecond whatever its length, and the written-out
+    search step reads one byte in about 0.55x that time and two in 0.9x (bench/step_time.py, `key` columns);
+    in float32 it is as fast as ATen's forward, which short reads use.
     """
     device = model.device
     data = [text if state is not None else bytes([DOC_SEPARATOR]) + text for text, state in zip(texts, states)]
