@@ -4,9 +4,10 @@ Usage: python bench/search_step.py [--model default] [--mode token|line] [--clie
 
 N clients type into N held-out documents (2 bytes per keystroke, each with its document_id), all their
 requests run together as one engine batch per keystroke round, as the server's batcher would run them.
-Two engines over the same model, one stepping with `LstmStepper` and one with `nn.LSTM` (oneDNN in
-bfloat16, ATen in float32), take the rounds in turn (alternating which goes first), so a busy machine
-slows both alike. Prints the median round time, the search steps per round and the rows per step.
+Engines over the same model take the rounds in turn (rotating which goes first), so a busy machine slows
+them alike: one stepping with `LstmStepper` as the server does, one with `nn.LSTM` (oneDNN in bfloat16, ATen
+in float32), and in bfloat16 one as the engine was before 2026-11-26's tenth session (`LstmStepper` on
+plain weights, `packed=False`, and a keystroke's bytes read by an `nn.LSTM` forward, `read_step` None). Prints the median round time, the search steps per round and the rows per step.
 HTTP numbers of the same comparison move by a third between runs on the 2-core VM; this one does not.
 """
 
@@ -29,6 +30,7 @@ from codelstm.model import load_checkpoint  # noqa: E402
 from codelstm.model.cache import StateCache  # noqa: E402
 from codelstm.model.engine import EngineRequest, InferenceEngine  # noqa: E402
 from codelstm.model.generate import SearchSpec  # noqa: E402
+from codelstm.model.stepper import LstmStepper  # noqa: E402
 from common import held_out_texts  # noqa: E402
 
 
@@ -47,6 +49,9 @@ def main() -> None:
     onednn = model.dtype == torch.bfloat16
     engines = {"written-out": InferenceEngine(model, StateCache(), step_onednn=onednn),
                "nn.LSTM": InferenceEngine(model, StateCache(), step_onednn=onednn, written_out_step=False)}
+    if onednn:
+        before = engines["unpacked, forward reads"] = InferenceEngine(model, StateCache(), step_onednn=onednn)
+        before.model_step, before.read_step = LstmStepper(model, packed=False), None
     spec = SearchSpec(mode=args.mode, n=5 if args.mode == "token" else 3, max_chars=64)
     positions = [min(3000, len(t) // 2) for t in texts]
 
@@ -59,7 +64,8 @@ def main() -> None:
     counts = {name: [0, 0] for name in engines}  # rows stepped, steps
     for r in range(args.rounds):
         positions = [pos + 2 for pos in positions]
-        order = list(engines.items()) if r % 2 else list(reversed(engines.items()))
+        names = list(engines)
+        order = [(name, engines[name]) for name in names[r % len(names):] + names[:r % len(names)]]
         for name, engine in order:
             real = engine.model_step
 

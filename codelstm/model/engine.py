@@ -107,7 +107,7 @@ class InferenceEngine:
         # else nn.LSTM on the kernel `step_onednn` names
         self.model_step = search_step(model) if written_out_step else model.step
         # a keystroke's byte or two are read by that step too where it is the written-out one (`prefill_many`)
-        self._read_step = self.model_step if isinstance(self.model_step, LstmStepper) else None
+        self.read_step = self.model_step if isinstance(self.model_step, LstmStepper) else None
         self.mixer = mixer  # None: the LSTM alone
         if mixer is not None:
             compile_kernels(mixer)
@@ -212,7 +212,7 @@ class InferenceEngine:
         moving = [(job, end) for job, end in zip(jobs, ends) if end > job.position or job.checkpoint is None]
         read = prefill_many(self.model, [job.text[job.position:end] for job, end in moving],
                             [job.checkpoint[0] if job.checkpoint else None for job, _ in moving],
-                            onednn_from=self._onednn_from, step=self._read_step, step_up_to=STEP_READ_BYTES)
+                            onednn_from=self._onednn_from, step=self.read_step, step_up_to=STEP_READ_BYTES)
         for (job, end), checkpoint in zip(moving, read):
             job.fed_chars += end - job.position
             job.position, job.checkpoint = end, checkpoint

@@ -128,13 +128,13 @@ def test_engine_reads_a_keystroke_with_its_written_out_step(bundled, monkeypatch
 
     engine = InferenceEngine(bundled, StateCache())
     stepped_rows = []
-    step = engine._read_step
+    step = engine.read_step
 
     def counting(ids, state):
         stepped_rows.append(ids.numel())
         return step(ids, state)
 
-    monkeypatch.setattr(engine, "_read_step", counting)
+    monkeypatch.setattr(engine, "read_step", counting)
     monkeypatch.setattr(engine, "model_step", step)  # the search's steps are not counted
     prefix = "import os\n\ndef main():\n    path = os.path."
     engine.run([EngineRequest(prefix.encode(), SearchSpec(mode="token", n=3), "doc", None)])
