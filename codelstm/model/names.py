@@ -10,8 +10,9 @@ a name after a qualifier, it predicts the next byte from the table's names that 
 so far, weighted by how many files wrote each. docs/context.md has the rules.
 
 A qualifier (`qualifier_keys`) is the identifier before a dot (`np.`), with the identifier before that when
-it is an attribute (`np.random.` when the table has it, else `.random.`), a call before a dot (`Path().`),
-or a Python import line so far (`import `, `from `, `from M import `). Keys and names are bytes, as
+it is an attribute (`np.random.` when the table has it, else `.random.`), or the call it was assigned from a
+few lines up (`argparse.ArgumentParser().` for `parser.`), a call before a dot (`Path().`), or a Python import
+line so far (`import `, `from `, `from M import `). Keys and names are bytes, as
 everything the models see.
 """
 
@@ -40,13 +41,18 @@ LEAD_BLANKS = 8  # blanks skipped before a chain's first name to find what leads
 LEAD_WORD_MAX = 12  # bytes: a longer word before a chain does not make a key
 # the text before a position that its key can depend on: the name typed, a dot, a call or an import line,
 # two more names, the blanks and word before them
-NAMES_LOOKBACK = max(IMPORT_LINE_MAX, CALL_MAX) + 4 * (NAME_MAX + 1) + 2 * LEAD_BLANKS + LEAD_WORD_MAX + 8
+ORIGIN_LOOKBACK = 512  # bytes before a chain where its first name's assignment from a call is looked for (`_origin`)
+INDENT_MAX = 64  # blanks: an assignment indented deeper is not looked at
+NAMES_LOOKBACK = max(max(IMPORT_LINE_MAX, CALL_MAX) + 4 * (NAME_MAX + 1) + 2 * LEAD_BLANKS + LEAD_WORD_MAX + 8,
+                     ORIGIN_LOOKBACK + INDENT_MAX + NAME_MAX + 8)
 _DOT = 0x2E
-_NOT_ASSIGNMENT = frozenset(b"=!<>+-*/%&|^:@")  # before `=`: a comparison or an augmented assignment
+_NOT_ASSIGNMENT = frozenset(b"=!<>+-*/%&|^:@")
+_REASSIGNED = frozenset(b"+-*/%&|^@<>:,")  # after a name starting a line: `+=`, `: int =`, `, b =` and the like  # before `=`: a comparison or an augmented assignment
 _IMPORT_LINE = re.compile(rb"(?:import |from |from [A-Za-z_][\w.]* import )\Z")
 _FROM_IMPORT = re.compile(rb"^[ \t]*from ([A-Za-z_][\w.]*) import \Z")
 # names the table is counted at: right after a dot, or after an import line's keyword
 _NAME = rb"[A-Za-z_\x80-\xff][0-9A-Za-z_\x80-\xff]*"  # an identifier as the models see one (UTF-8 bytes too)
+_CALLEE = re.compile(rb"((?:" + _NAME + rb"\.){0,4}" + _NAME + rb")\(")  # a called name, dotted, and its `(`
 _NAME_AFTER = re.compile(rb"(?:(?<=\.)|(?<=import )|(?<=from ))" + _NAME)
 CACHE_ENTRIES = 20_000  # predictions kept per table (a few hundred bytes each), then the cache starts over
 _NOT_CACHED = object()  # a cached None means "no prediction", so a miss needs its own marker
@@ -122,13 +128,78 @@ def _assigned(text: bytes, x: int) -> bytes:
     return text[name:k + 1] if name >= 0 else b""
 
 
+def _call_end(text: bytes, open_at: int, limit: int) -> int:
+    """Where the `)` matching the `(` at text[open_at] is, before text[limit] (-1: not there). Brackets in strings
+    count too, as in `_call_start`."""
+    depth = 0
+    for at in range(open_at, limit):
+        byte = text[at]
+        if byte == 0x28:
+            depth += 1
+        elif byte == 0x29:
+            depth -= 1
+            if depth == 0:
+                return at
+    return -1
+
+
+def _ends_line(text: bytes, at: int) -> bool:
+    """Whether text[at] is the last thing on its line but blanks and a comment."""
+    if at < 0:
+        return False
+    at += 1
+    while at < len(text) and text[at] in (0x20, 0x09):
+        at += 1
+    return at == len(text) or text[at] in (0x0A, 0x0D, 0x23)
+
+
+def _origin(text: bytes, x: int, name: bytes) -> tuple[bytes, ...]:
+    """The keys of the call `name` was last assigned from, when that assignment is a line of the last
+    ORIGIN_LOOKBACK bytes before text[x] (`parser = argparse.ArgumentParser(...)` gives `argparse.ArgumentParser().`
+    then `.ArgumentParser().`; `path = Path(...)` gives `Path().`); () when its last assignment there is no
+    call (or unpacks, or is annotated or augmented), or there is none. A variable's first uses after it is made
+    are where the text cannot tell yet what it offers, and what a call returns is what the corpus wrote after
+    that call's value. Lines that only use the name (`parser.add_argument(...)`, `name[0] = ...`) are passed."""
+    lo = max(0, x - ORIGIN_LOOKBACK)
+    at = x
+    while True:
+        at = text.rfind(name, lo, at)
+        if at < 0:
+            return ()
+        end = at + len(name)
+        line = at
+        while line > lo and at - line < INDENT_MAX and text[line - 1] in (0x20, 0x09):
+            line -= 1
+        if not (line == 0 or text[line - 1] == 0x0A) or _IDENT[text[end]]:
+            continue  # not at a line's start, or a longer name
+        j = end
+        while text[j] in (0x20, 0x09):
+            j += 1
+        if text[j] == 0x3D and text[j + 1] != 0x3D:
+            break  # assigned here
+        if text[j] in _REASSIGNED:
+            return ()  # assigned, but not as `name = call(...)`: what it holds is not known
+    j += 1
+    while text[j] in (0x20, 0x09):
+        j += 1
+    match = _CALLEE.match(text, j, x)
+    if match is None or not _ends_line(text, _call_end(text, match.end() - 1, x)):
+        return ()  # not a call, or a call that is only part of the value (`Path(__file__).parent`)
+    parts = match.group(1).split(b".")
+    if len(parts) == 1:
+        return (parts[0] + b"().",)
+    return (parts[-2] + b"." + parts[-1] + b"().", b"." + parts[-1] + b"().")
+
+
 def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
     """The table keys for a name starting at text[start], most specific first; () when it follows no qualifier.
 
     After a dot: `X.` when X starts a chain (a module, a variable: `np.`, `asyncio.`), preceded by what comes
     before X on its line when the table has that (`with httpx.`, `await asyncio.`, `@pytest.`, `=np.`,
     `\nplt.` at a line start: `_lead`), itself preceded by the name assigned to or passed as after a plain `=`
-    (`parser=argparse.`, `dtype=np.`: `_assigned`), `Y.X.` then `.X.` when X
+    (`parser=argparse.`, `dtype=np.`: `_assigned`); between those, when X was last assigned from a call in the
+    lines just before, that call's value (`argparse.ArgumentParser().`, `.ArgumentParser().`: `_origin`); `Y.X.`
+    then `.X.` when X
     is itself an attribute (`np.random.`; `self.requests.` then `.requests.`, apart from the module's
     `requests.`), and `F().` or `.F().` after a call (`Path(__file__).`, `requests.get(url).` as `.get().`).
     After a space: the import line so far (`import `, `from `, `from M import `)."""
@@ -148,7 +219,7 @@ def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
             y = _qualifier(text, x - 1)
             return (text[y:start], b"." + inner) if y >= 0 else (b"." + inner,)
         lead = _lead(text, x)
-        keys = (lead + inner, inner) if lead else (inner,)
+        keys = _origin(text, x, text[x:start - 1]) + ((lead + inner, inner) if lead else (inner,))
         if lead == b"=":
             target = _assigned(text, x)
             if target:

@@ -94,6 +94,11 @@ cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
 # the same command again, the same copy.
 codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
 cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
+# Then (2026-11-26, tenth session) a variable made by a call a few lines up is also looked up as that call's
+# value (`parser.` after `parser = argparse.ArgumentParser()` as `argparse.ArgumentParser().`; docs/context.md):
+# the same command again, the same copy.
+codelstm mixer fit --model runs/gpu-B --data data/default-corpus-2 --out runs/gpu-B --threads 2
+cp runs/gpu-B/mixer.json runs/gpu-B/names.safetensors codelstm/default_model/
 # Size check before the fifth-stage run (issue 15: 2 x 384 against a larger shape at equal CPU time), both from
 # scratch on data/default-corpus-2 with one thread. 2 x 384 ran 10 minutes (1,248 steps); 2 x 512 was
 # given the steps that cost the same CPU time at its measured speed (python bench/train_speed.py

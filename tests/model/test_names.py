@@ -20,6 +20,7 @@ CORPUS = [
     b"v = rng.random.choice(x)\nw = other.random.shuffle(y)\nq = other.random.shuffle(z)\n",
     "s = caf\u00e9.men\u00fc(1)\nt = caf\u00e9.men\u00fc(2)\n".encode(),
     b"root = Path(__file__).resolve()\nhere = Path(x).parent\nup = Path(y.z(1)).parent.parent\n",
+    b"cli = argparse.ArgumentParser(\n    prog='x (y)',\n)\ncli.add_argument('-v')\nopts = cli.parse_args()\n",
 ]
 
 
@@ -47,6 +48,28 @@ def test_qualifiers_are_the_names_before_a_dot_a_call_or_an_import_line():
     assert qualifier_keys(b"import o", 7) == (b"import ",)
     assert qualifier_keys(b"x = 1.5", 6) == ()  # a number is no qualifier
     assert qualifier_keys(b"return value", 7) == ()
+
+
+def test_a_variable_made_by_a_call_is_also_looked_up_as_that_calls_value():
+    made = b"import argparse\nparser = argparse.ArgumentParser(\n    description='x (y)',\n)  # the CLI\n"
+    text = made + b"parser.add_argument('-v')\nparser."
+    assert qualifier_keys(text, len(text)) == (b"argparse.ArgumentParser().", b".ArgumentParser().", b"\nparser.",
+                                               b"parser.")  # lines that only use it are passed
+    text = made + b"args = parser."
+    assert qualifier_keys(text, len(text))[:3] == (b"args=parser.", b"argparse.ArgumentParser().",
+                                                   b".ArgumentParser().")
+    assert qualifier_keys(b"p = Path(x)\n    p.", 18)[0] == b"Path()."
+    assert qualifier_keys(b"g = np.random.default_rng(0)\ng.", 31)[:2] == (b"random.default_rng().", b".default_rng().")
+    for text in (b"p = Path(x).parent\np.",  # the call is only part of the value
+                 b"p = Path(x)\np += 1\np.", b"p, q = f()\np.", b"p: int = f()\np.",  # assigned otherwise since
+                 b"p = f(\np.", b"p = 5\np.", b"pp = f()\np.", b"x = f(p)\np.",  # no call, another name
+                 b"p = f()\n" + b"#" * 600 + b"\np."):  # too far back
+        assert not any(key.endswith(b"().") for key in qualifier_keys(text, len(text))), text
+    names = table()
+    text = b"ap = argparse.ArgumentParser()\nap.a"
+    assert names.key_at(text, len(text)) == (b"argparse.ArgumentParser().", len(text) - 1)
+    following, _, _ = names.predict_at(text, len(text))
+    assert following.tolist() == [ord("d")]  # add_argument: the corpus's `cli` was made the same way
 
 
 def test_the_next_byte_is_weighted_by_how_many_files_write_each_name():
@@ -96,7 +119,7 @@ def test_the_bulk_reading_equals_what_a_search_step_sees():
     """At every position of a document longer than the model's look-back, cut anywhere before it (the rest
     being a beam's bytes), `DocumentMixer`'s names model says what `document_names` says."""
     names = table()
-    body = b"".join(CORPUS[:2] + CORPUS[-1:]) * 6 + b"from typing import Any\nx = other.random.sh\nq = np.random.ra"
+    body = b"".join(CORPUS[:2] + CORPUS[-2:]) * 6 + b"from typing import Any\nx = other.random.sh\nq = np.random.ra"
     assert len(body) > 2 * NAMES_LOOKBACK
     probability, bucket = document_names(body, names)
     assert (bucket >= 0).sum() > 100
