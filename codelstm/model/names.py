@@ -46,8 +46,8 @@ INDENT_MAX = 64  # blanks: an assignment indented deeper is not looked at
 NAMES_LOOKBACK = max(max(IMPORT_LINE_MAX, CALL_MAX) + 4 * (NAME_MAX + 1) + 2 * LEAD_BLANKS + LEAD_WORD_MAX + 8,
                      ORIGIN_LOOKBACK + INDENT_MAX + NAME_MAX + 8)
 _DOT = 0x2E
-_NOT_ASSIGNMENT = frozenset(b"=!<>+-*/%&|^:@")
-_REASSIGNED = frozenset(b"+-*/%&|^@<>:,")  # after a name starting a line: `+=`, `: int =`, `, b =` and the like  # before `=`: a comparison or an augmented assignment
+_NOT_ASSIGNMENT = frozenset(b"=!<>+-*/%&|^:@")  # before `=`: a comparison or an augmented assignment
+_REASSIGNED = frozenset(b"+-*/%&|^@<>:,")  # after a name starting a line: `+=`, `: int =`, `, b =` and the like
 _IMPORT_LINE = re.compile(rb"(?:import |from |from [A-Za-z_][\w.]* import )\Z")
 _FROM_IMPORT = re.compile(rb"^[ \t]*from ([A-Za-z_][\w.]*) import \Z")
 # names the table is counted at: right after a dot, or after an import line's keyword
@@ -199,8 +199,7 @@ def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
     `\nplt.` at a line start: `_lead`), itself preceded by the name assigned to or passed as after a plain `=`
     (`parser=argparse.`, `dtype=np.`: `_assigned`); between those, when X was last assigned from a call in the
     lines just before, that call's value (`argparse.ArgumentParser().`, `.ArgumentParser().`: `_origin`); `Y.X.`
-    then `.X.` when X
-    is itself an attribute (`np.random.`; `self.requests.` then `.requests.`, apart from the module's
+    then `.X.` when X is itself an attribute (`np.random.`; `self.requests.` then `.requests.`, apart from the module's
     `requests.`), and `F().` or `.F().` after a call (`Path(__file__).`, `requests.get(url).` as `.get().`).
     After a space: the import line so far (`import `, `from `, `from M import `)."""
     if start >= 2 and text[start - 1] == _DOT and text[start - 2] == 0x29:

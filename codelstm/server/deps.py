@@ -1,8 +1,8 @@
 """Shared objects for the routers, injected with Depends so tests can override them.
 
 The dependencies are `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread
-pool, a hop to another thread and back for each of them on every request (about a millisecond of a token
-completion's 20 on two cores, bench/http_latency.py), for work of a few microseconds that never blocks."""
+pool, a hop to another thread and back for each of them on every request, for work of a few microseconds
+that never blocks."""
 
 from __future__ import annotations
 
