@@ -48,6 +48,7 @@ class LstmStepper:
         self.hidden_size = model.config.hidden_size
         # bfloat16 products are fast only on oneDNN; float32 ones are faster on MKL (bench/step_time.py)
         self.onednn = dtype == torch.bfloat16
+        # pack where asked, in bfloat16, on a CPU whose torch has the ops; `packed` then says whether all were
         self.packed = packed and self.onednn and _PACKED_PRODUCT and model.head.weight.device.type == "cpu"
         with torch.no_grad():
             embed = model.embed.weight.float()
@@ -62,6 +63,7 @@ class LstmStepper:
             self.head_weight = model.head.weight.detach().contiguous()
             self.head_bias = model.head.bias.detach().float()
             self._products = [self._product_for(w) for w in [*self.recurrent, self.head_weight]]
+        self.packed = all(getattr(product, "packed", False) for product in self._products)
 
     def _product_for(self, weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """x -> x @ weight.T, on a packed copy of `weight` where bfloat16 has oneDNN's packed product."""
@@ -73,9 +75,10 @@ class LstmStepper:
                     return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
                 product(torch.zeros(1, weight.size(1), dtype=weight.dtype))  # fails here, not in a request
+                product.packed = True
                 return product
             except (RuntimeError, TypeError):
-                self.packed = False
+                pass
         return lambda x: F.linear(x, weight)
 
     @staticmethod
