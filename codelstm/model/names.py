@@ -78,18 +78,21 @@ def _qualifier(text: bytes, dot: int) -> int:
     return start
 
 
-def _call_start(text: bytes, close: int) -> int:
-    """Where the parenthesis matching the `)` at text[close] is (-1: none within CALL_MAX bytes). Brackets
-    inside strings count too: a rule, not a parser, the same in the table and at a completion."""
+def _matching(text: bytes, at: int, stop: int) -> int:
+    """Where the parenthesis matching the one at text[at] is, looking forward from a `(` or back from a `)` up to
+    text[stop] (not included; -1: none before it). Brackets inside strings count too: a rule, not a parser, the
+    same in the table and at a completion."""
+    opening = text[at]
+    closing, step = (0x29, 1) if opening == 0x28 else (0x28, -1)
     depth = 0
-    for at in range(close, max(-1, close - CALL_MAX - 1), -1):
-        byte = text[at]
-        if byte == 0x29:
+    for k in range(at, stop, step):
+        byte = text[k]
+        if byte == opening:
             depth += 1
-        elif byte == 0x28:
+        elif byte == closing:
             depth -= 1
             if depth == 0:
-                return at
+                return k
     return -1
 
 
@@ -126,21 +129,6 @@ def _assigned(text: bytes, x: int) -> bytes:
     k = _skip_blanks(text, j)
     name = _qualifier(text, k + 1) if k >= 0 else -1
     return text[name:k + 1] if name >= 0 else b""
-
-
-def _call_end(text: bytes, open_at: int, limit: int) -> int:
-    """Where the `)` matching the `(` at text[open_at] is, before text[limit] (-1: not there). Brackets in strings
-    count too, as in `_call_start`."""
-    depth = 0
-    for at in range(open_at, limit):
-        byte = text[at]
-        if byte == 0x28:
-            depth += 1
-        elif byte == 0x29:
-            depth -= 1
-            if depth == 0:
-                return at
-    return -1
 
 
 def _ends_line(text: bytes, at: int) -> bool:
@@ -183,7 +171,7 @@ def _origin(text: bytes, x: int, name: bytes) -> tuple[bytes, ...]:
     while text[j] in (0x20, 0x09):
         j += 1
     match = _CALLEE.match(text, j, x)
-    if match is None or not _ends_line(text, _call_end(text, match.end() - 1, x)):
+    if match is None or not _ends_line(text, _matching(text, match.end() - 1, x)):
         return ()  # not a call, or a call that is only part of the value (`Path(__file__).parent`)
     parts = match.group(1).split(b".")
     if len(parts) == 1:
@@ -203,7 +191,7 @@ def qualifier_keys(text: bytes, start: int) -> tuple[bytes, ...]:
     `requests.`), and `F().` or `.F().` after a call (`Path(__file__).`, `requests.get(url).` as `.get().`).
     After a space: the import line so far (`import `, `from `, `from M import `)."""
     if start >= 2 and text[start - 1] == _DOT and text[start - 2] == 0x29:
-        call = _call_start(text, start - 2)
+        call = _matching(text, start - 2, max(-1, start - 2 - CALL_MAX - 1))  # its `(`, CALL_MAX bytes back at most
         f = _qualifier(text, call) if call > 0 else -1
         if f < 0:
             return ()
