@@ -7,7 +7,8 @@ requests run together as one engine batch per keystroke round, as the server's b
 Engines over the same model take the rounds in turn (rotating which goes first), so a busy machine slows
 them alike: one stepping with `LstmStepper` as the server does, one with `nn.LSTM` (oneDNN in bfloat16, ATen
 in float32), and in bfloat16 one as the engine was before 2026-11-26's tenth session (`LstmStepper` on
-plain weights, `packed=False`, and a keystroke's bytes read by an `nn.LSTM` forward, `read_step` None). Prints the median round time, the search steps per round and the rows per step.
+plain weights, `packed=False`, and a keystroke's bytes read by an `nn.LSTM` forward, `read_step` None).
+Prints the median round time, the search steps per round and the rows per step.
 HTTP numbers of the same comparison move by a third between runs on the 2-core VM; this one does not.
 """
 

@@ -59,16 +59,19 @@ def time_prefill(model, batch: int, repeat: int, length: int = 257) -> float:
 def time_keystroke(model, length: int, repeat: int, step=None) -> float:
     """Microseconds to read `length` typed bytes into one document's state: one forward, or one `step` per byte
     (what the engine does for reads of up to STEP_READ_BYTES with the written-out step)."""
-    ids = torch.randint(1, 128, (1, length))
-    state = model.initial_state(1)
+    typed = [bytes(torch.randint(1, 128, (length,)).tolist())]
+    state = [model.initial_state(1)]
+    onednn_from = 1 if model.dtype == torch.bfloat16 else ONEDNN_FROM  # as the engine reads
+
+    def read() -> None:
+        prefill_many(model, typed, state, onednn_from=onednn_from, step=step, step_up_to=length)
+
     with torch.no_grad():
         for _ in range(5):
-            prefill_many(model, [bytes(ids[0].tolist())], [state], onednn_from=1 if model.dtype == torch.bfloat16
-                         else ONEDNN_FROM, step=step, step_up_to=length)
+            read()
         t0 = time.perf_counter()
         for _ in range(repeat):
-            prefill_many(model, [bytes(ids[0].tolist())], [state], onednn_from=1 if model.dtype == torch.bfloat16
-                         else ONEDNN_FROM, step=step, step_up_to=length)
+            read()
     return (time.perf_counter() - t0) / repeat * 1e6
 
 

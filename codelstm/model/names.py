@@ -131,13 +131,18 @@ def _assigned(text: bytes, x: int) -> bytes:
     return text[name:k + 1] if name >= 0 else b""
 
 
+def _blanks_end(text: bytes, at: int) -> int:
+    """Where the blanks (spaces, tabs) that start at text[at] end: the first other byte, or len(text)."""
+    while at < len(text) and text[at] in (0x20, 0x09):
+        at += 1
+    return at
+
+
 def _ends_line(text: bytes, at: int) -> bool:
     """Whether text[at] is the last thing on its line but blanks and a comment."""
     if at < 0:
         return False
-    at += 1
-    while at < len(text) and text[at] in (0x20, 0x09):
-        at += 1
+    at = _blanks_end(text, at + 1)
     return at == len(text) or text[at] in (0x0A, 0x0D, 0x23)
 
 
@@ -160,17 +165,12 @@ def _origin(text: bytes, x: int, name: bytes) -> tuple[bytes, ...]:
             line -= 1
         if not (line == 0 or text[line - 1] == 0x0A) or _IDENT[text[end]]:
             continue  # not at a line's start, or a longer name
-        j = end
-        while text[j] in (0x20, 0x09):
-            j += 1
+        j = _blanks_end(text, end)
         if text[j] == 0x3D and text[j + 1] != 0x3D:
             break  # assigned here
         if text[j] in _REASSIGNED:
             return ()  # assigned, but not as `name = call(...)`: what it holds is not known
-    j += 1
-    while text[j] in (0x20, 0x09):
-        j += 1
-    match = _CALLEE.match(text, j, x)
+    match = _CALLEE.match(text, _blanks_end(text, j + 1), x)
     if match is None or not _ends_line(text, _matching(text, match.end() - 1, x)):
         return ()  # not a call, or a call that is only part of the value (`Path(__file__).parent`)
     parts = match.group(1).split(b".")

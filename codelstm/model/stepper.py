@@ -33,6 +33,24 @@ _PACKED_PRODUCT = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mk
                    and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
+def _product_for(weight: torch.Tensor, pack: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> x @ weight.T; with `pack`, on a copy of `weight` packed into oneDNN's layout (marked `packed`) unless
+    the op refuses it, else `F.linear` on the plain weight."""
+    if pack:
+        try:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+
+            def product(x: torch.Tensor) -> torch.Tensor:
+                return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+
+            product(torch.zeros(1, weight.size(1), dtype=weight.dtype))  # fails here, not in a request
+            product.packed = True
+            return product
+        except (RuntimeError, TypeError):
+            pass
+    return lambda x: F.linear(x, weight)
+
+
 class LstmStepper:
     """`step(byte_ids, state) -> (logits, state)` for an LSTM `ByteLM` in float32 or bfloat16.
 
@@ -48,8 +66,8 @@ class LstmStepper:
         self.hidden_size = model.config.hidden_size
         # bfloat16 products are fast only on oneDNN; float32 ones are faster on MKL (bench/step_time.py)
         self.onednn = dtype == torch.bfloat16
-        # pack where asked, in bfloat16, on a CPU whose torch has the ops; `packed` then says whether all were
-        self.packed = packed and self.onednn and _PACKED_PRODUCT and model.head.weight.device.type == "cpu"
+        # pack where asked, in bfloat16, on a CPU whose torch has the ops
+        pack = packed and self.onednn and _PACKED_PRODUCT and model.head.weight.device.type == "cpu"
         with torch.no_grad():
             embed = model.embed.weight.float()
             self.first_input = (embed @ rnn.weight_ih_l0.float().T + rnn.bias_ih_l0.float()
@@ -62,24 +80,9 @@ class LstmStepper:
                 self.biases.append((getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")).float())
             self.head_weight = model.head.weight.detach().contiguous()
             self.head_bias = model.head.bias.detach().float()
-            self._products = [self._product_for(w) for w in [*self.recurrent, self.head_weight]]
-        self.packed = all(getattr(product, "packed", False) for product in self._products)
+            self._products = [_product_for(w, pack) for w in [*self.recurrent, self.head_weight]]
+        self.packed = all(getattr(product, "packed", False) for product in self._products)  # every product packed
 
-    def _product_for(self, weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """x -> x @ weight.T, on a packed copy of `weight` where bfloat16 has oneDNN's packed product."""
-        if self.packed:
-            try:
-                packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
-
-                def product(x: torch.Tensor) -> torch.Tensor:
-                    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
-
-                product(torch.zeros(1, weight.size(1), dtype=weight.dtype))  # fails here, not in a request
-                product.packed = True
-                return product
-            except (RuntimeError, TypeError):
-                pass
-        return lambda x: F.linear(x, weight)
 
     @staticmethod
     def supports(model: ByteLM) -> bool:
