@@ -1,6 +1,7 @@
 """The engine's search steps on the written-out LSTM step vs torch's nn.LSTM, under load, without HTTP.
 
 Usage: python bench/search_step.py [--model default] [--mode token|line] [--clients N] [--rounds R] [--dtype D]
+                                  [--context]
 
 N clients type into N held-out documents (2 bytes per keystroke, each with its document_id), all their
 requests run together as one engine batch per keystroke round, as the server's batcher would run them.
@@ -8,6 +9,8 @@ Engines over the same model take the rounds in turn (rotating which goes first),
 them alike: one stepping with `LstmStepper` as the server does, one with `nn.LSTM` (oneDNN in bfloat16, ATen
 in float32), and in bfloat16 one as the engine was before 2026-11-26's tenth session (`LstmStepper` on
 plain weights, `packed=False`, and a keystroke's bytes read by an `nn.LSTM` forward, `read_step` None).
+`--context`: one more engine, the server's own (written-out step) with the model's context models mixed into
+every search over each document (`mixer.json`), so its round over the LSTM alone's is what context costs.
 Prints the median round time, the search steps per round and the rows per step.
 HTTP numbers of the same comparison move by a third between runs on the 2-core VM; this one does not.
 """
@@ -31,6 +34,7 @@ from codelstm.model import load_checkpoint  # noqa: E402
 from codelstm.model.cache import StateCache  # noqa: E402
 from codelstm.model.engine import EngineRequest, InferenceEngine  # noqa: E402
 from codelstm.model.generate import SearchSpec  # noqa: E402
+from codelstm.model.mixer import MixerWeights  # noqa: E402
 from codelstm.model.stepper import LstmStepper  # noqa: E402
 from common import held_out_texts  # noqa: E402
 
@@ -42,10 +46,12 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--rounds", type=int, default=12)
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    p.add_argument("--context", action="store_true", help="add an engine with the document's context models")
     args = p.parse_args()
     torch.set_num_threads(1)  # as the server steps on the 2-core VM (CODELSTM_THREADS = cores - 1)
     texts = held_out_texts()[:args.clients]
-    model, _ = load_checkpoint(resolve_model_path(args.model))
+    path = resolve_model_path(args.model)
+    model, _ = load_checkpoint(path)
     model = model.eval().to(getattr(torch, args.dtype))
     onednn = model.dtype == torch.bfloat16
     engines = {"written-out": InferenceEngine(model, StateCache(), step_onednn=onednn),
@@ -53,6 +59,9 @@ def main() -> None:
     if onednn:
         before = engines["unpacked, forward reads"] = InferenceEngine(model, StateCache(), step_onednn=onednn)
         before.model_step, before.read_step = LstmStepper(model, packed=False), None
+    if args.context:
+        engines["written-out + document context"] = InferenceEngine(model, StateCache(), step_onednn=onednn,
+                                                                    mixer=MixerWeights.load(path))
     spec = SearchSpec(mode=args.mode, n=5 if args.mode == "token" else 3, max_chars=64)
     positions = [min(3000, len(t) // 2) for t in texts]
 
