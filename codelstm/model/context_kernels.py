@@ -110,6 +110,8 @@ def predict_step(document, generated, offsets, orders, recent, identifier_max, t
                 n = orders[m]
                 if n > i:  # too near the start (orders ascend: so are the longer ones)
                     continue
+                if m > 0 and counts[b, m - 1] == 0:
+                    continue  # where the shorter context never occurred, its extensions did not either
                 aligned = False
             else:
                 n = ident

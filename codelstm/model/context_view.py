@@ -14,7 +14,7 @@ The answer is the same as the bulk one at that position (a test checks it byte f
 search and serving share one definition. `step_arrays` is called once per search step for all beams, so
 it runs compiled (context_kernels.py): per beam one hash pass for every context length, each (model,
 context) looked up by binary search in each index (an index holds all models' keys in one sorted array),
-and the beam's own bytes scanned for longer orders only while a shorter one occurred there (a longer
+a longer order only where the next shorter one occurred, in the beam's own bytes or an index (a longer
 context cannot occur where its own suffix does not).
 """
 

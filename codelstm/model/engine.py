@@ -7,8 +7,9 @@ step shared by all of them. Jobs may join or leave between rounds (continuous ba
 
 A job that raises fails alone: its error is kept on the job (`Job.error`) and its batch-mates go on.
 The batched model calls change no job until they return, so when one raises, every job of the round is
-run again on its own and only the one at fault fails; the per-job work after a batched call (search
-rules, cache writes) is guarded job by job.
+run again on its own and only the one at fault fails. The search rules after a step run as one pass for
+all jobs (`generate.advance_searches`), whose shared part changes no search either and is re-run search by
+search when it raises; each search's own rules and the cache writes are guarded job by job.
 
 A long prefix read keeps its progress: the states it passes are written to the cache every
 `store_every` bytes and when the job is abandoned (deadline, cancellation), so the next request for
@@ -28,10 +29,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from codelstm.model import search_kernels
 from codelstm.model.cache import Checkpoint, StateCache, common_prefix_length
 from codelstm.model.context import ContextIndex
 from codelstm.model.context_view import ContextView
-from codelstm.model.generate import Completion, Progress, Search, SearchSpec, prefill_many, search_step
+from codelstm.model.generate import (Completion, Progress, Search, SearchSpec, advance_searches, prefill_many,
+                                     search_step)
 from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
 from codelstm.model.network import ByteLM, torch_threads, use_onednn
 from codelstm.model.stepper import LstmStepper
@@ -109,6 +112,7 @@ class InferenceEngine:
         # a keystroke's byte or two are read by that step too where it is the written-out one (`prefill_many`)
         self.read_step = self.model_step if isinstance(self.model_step, LstmStepper) else None
         self.mixer = mixer  # None: the LSTM alone
+        search_kernels.compile_kernels()
         if mixer is not None:
             compile_kernels(mixer)
         # a bfloat16 model reads every prefix on oneDNN: ATen's bfloat16 LSTM is the slow one at any length
@@ -160,8 +164,8 @@ class InferenceEngine:
                     job.error = alone
 
     def _step_round(self, jobs: list[Job]) -> None:
-        """One batched LSTM step for every live beam of every job, then each job's search rules on its own
-        rows (as `generate.step_searches`, with each job's rules guarded so a failing one fails alone)."""
+        """One batched LSTM step for every live beam of every job, then the search rules of all jobs in one
+        pass (as `generate.step_searches`), a job whose rules fail failing alone."""
         searches = [j.search for j in jobs]
         rows = sum(len(s.pending) for s in searches)
         with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
@@ -169,16 +173,17 @@ class InferenceEngine:
             state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
             logits, new_state = self.model_step(inputs, state)
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        offset = 0
-        for job, search in zip(jobs, searches):
-            k = len(search.pending)
-            try:
-                search.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state))
-                if search.done:
+
+        def failed(i: int, error: Exception) -> None:
+            jobs[i].error = error
+
+        advance_searches(searches, logprobs, new_state, on_error=failed)
+        for job in jobs:
+            if job.search.done and not job.done:
+                try:
                     self._finish(job)
-            except Exception as e:  # noqa: BLE001
-                job.error = e
-            offset += k
+                except Exception as e:  # noqa: BLE001
+                    job.error = e
 
     def _due_for_reading(self, reading: list[Job], searching: list[Job]) -> list[Job]:
         """Which prefixes to read this round; the others let searches step while they gather.

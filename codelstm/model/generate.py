@@ -2,7 +2,8 @@
 
 A `Search` never calls the model itself. It exposes the bytes its beams want fed next and takes the
 log-probabilities that come back, so one caller can advance many searches with a single batched
-LSTM step (`run_searches`), and a server can let searches join and leave between steps.
+LSTM step (`run_searches`), and a server can let searches join and leave between steps. The rules after a
+step run for all of them at once too (`advance_searches`), all but each search's own stop rules.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
@@ -73,12 +74,12 @@ class Completion:
     mode: Mode = field(default="line", repr=False, compare=False)  # the search's: it sets how length scores
     known: bool | None = field(default=None, repr=False, compare=False)  # token mode: `DocumentMixer.knows_name`
 
-    @property
+    @cached_property  # a search compares its finished candidates at every step
     def score(self) -> float:
         """What results are ranked by within their class (`rank`), and what the search prunes by."""
         return normalised(self.logprob, len(self.text.encode("utf-8")), self.mode)
 
-    @property
+    @cached_property
     def rank(self) -> tuple[bool, float]:
         """Results are sorted by this: a name that nobody wrote after a qualifier the names table knows
         (`known` False) after every other, then by score."""
@@ -208,7 +209,8 @@ class Search:
         if spec.temperature is not None:
             self.beams = [_Beam(b"", 0.0) for _ in range(spec.n)]
         self.done = False
-        self.advance(self._first_logprobs.expand(len(self.beams), -1), expand_state=True)
+        k = len(self.beams)
+        advance_searches([self], self._first_logprobs.expand(k, -1), tuple(t.expand(-1, k, -1) for t in state))
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -247,20 +249,19 @@ class Search:
 
     # -- one step ----------------------------------------------------------------------------
 
-    def advance(self, logprobs: torch.Tensor, state: State | None = None, expand_state: bool = False) -> None:
+    def advance(self, logprobs: torch.Tensor, state: State | None = None) -> None:
         """Take (k, 256) log-probs for the k live beams (and their new state); choose the next bytes."""
-        if state is not None:
-            self.state = state
+        advance_searches([self], logprobs, self.state if state is None else state)
+
+    def _take(self, candidates: list[tuple[float, int, int]]) -> list[int]:
+        """The mode's rules on this step's candidates (ends first, then growing beams best first): finish what
+        ends, keep the best `width` that grow. Returns the beams the kept ones continue ([]: the search is done;
+        the caller gives the kept beams their states and pending bytes)."""
         spec = self.spec
-        # the bookkeeping runs in numpy: on a few beams each torch call costs more than its arithmetic
-        logprobs = logprobs.float().cpu().numpy()
-        if self.mixer is not None:  # one distribution everywhere: the LSTM's mixed with the context models'
-            logprobs = self.mixer.mix([beam.data for beam in self.beams], logprobs).astype(np.float32)
         sampling = spec.temperature is not None
-        candidates = self._sample(logprobs) if sampling else self._best(logprobs)
         new_beams: list[_Beam] = []
         parents: list[int] = []
-        for score, i, b in candidates:  # ends first, then growing beams best first
+        for score, i, b in candidates:
             if b != END and not sampling and len(new_beams) >= spec.width:
                 break
             beam = self.beams[i]
@@ -285,46 +286,14 @@ class Search:
         enough = not sampling and self._settled()
         if not new_beams or enough:
             self.done, self.pending = True, None
-            return
-        index = torch.tensor(parents, dtype=torch.long)
-        if expand_state:
-            index = torch.zeros(len(parents), dtype=torch.long)
-        self.state = tuple(s.index_select(1, index.to(s.device)) for s in self.state)
-        self.pending = torch.tensor([beam.data[-1] for beam in new_beams], dtype=torch.long)
+            return []
+        return parents
 
     def _masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(allowed, terminal, growing, can_end) for the live beams: (k, 256) x 3, (k,)."""
         allowed, terminal, growing = _beam_masks(self.spec.mode, tuple(b.utf8 for b in self.beams))
         can_end = np.array([bool(b.data) and b.utf8[0] == 0 for b in self.beams])
         return allowed, terminal, growing, can_end
-
-    def _best(self, logprobs: np.ndarray) -> list[tuple[float, int, int]]:
-        """The 'end here' option of every beam, then the best continuations of all beams, best first.
-
-        Ends never compete with continuations for the `width` places: finishing costs no place, and
-        ranking an end (length L) against a continuation (length L + 1) by raw log-probability would
-        drop ends whose length-normalised score ranks them among the best. Continuations all have the
-        same length, so keeping the best by log-probability keeps the best by score."""
-        _, terminal, growing, can_end = self._masks()
-        base = np.array([b.logprob for b in self.beams], dtype=np.float32)
-        with np.errstate(invalid="ignore", divide="ignore"):  # a beam with no terminal byte: -inf
-            if self.spec.mode == "line":  # one terminal byte: its log-prob is the logsumexp, exactly
-                end = base + logprobs[:, NEWLINE]
-            else:
-                ends = np.where(terminal, logprobs, -np.inf)
-                top = ends.max(axis=1)
-                end = base + top + np.log(np.exp(ends - np.where(np.isfinite(top), top, 0)[:, None]).sum(axis=1))
-        end = np.where(can_end & np.isfinite(end), end, -np.inf)
-        out = [(score, i, END) for i, score in enumerate(end.tolist()) if score > -math.inf]
-        grow = np.where(growing, base[:, None] + logprobs, -np.inf).ravel()
-        k = min(2 * self.spec.width, grow.size)  # spares for those a stop rule finishes
-        best = np.argpartition(-grow, k - 1)[:k] if k < grow.size else np.arange(grow.size)
-        best = best[np.lexsort((best, -grow[best]))]  # best first; ties: the lower beam, then byte
-        for score, idx in zip(grow[best].tolist(), best.tolist()):
-            if score == -math.inf:
-                break
-            out.append((score, idx // 256, idx % 256))
-        return out
 
     def _sample(self, logprobs: np.ndarray) -> list[tuple[float, int, int]]:
         """One sampled continuation (or end) per beam."""
@@ -400,6 +369,108 @@ class Search:
         return ranked[: self.spec.n]
 
 
+def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: State,
+                     on_error: Callable[[int, Exception], None] | None = None) -> None:
+    """One step for several searches: their live beams are consecutive rows of `logprobs` (rows, 256) and of
+    `state`. The context models' mixing and each search's best continuations run once for all rows
+    (`_candidates`), each search's rules on its own candidates (`Search._take`), and the kept beams' states are
+    gathered in one call. A search's results do not depend on its batch-mates. `on_error(i, e)`: searches[i]
+    failed and is left as it was, the others go on (None: the error is raised)."""
+    offsets = np.zeros(len(searches) + 1, dtype=np.int64)
+    np.cumsum([len(s.beams) for s in searches], out=offsets[1:])
+    try:
+        logprobs_mixed, candidates = _candidates(searches, logprobs.float().cpu().numpy(), offsets)
+    except Exception as e:
+        if on_error is None:
+            raise
+        if len(searches) == 1:
+            on_error(0, e)
+            return
+        for i, search in enumerate(searches):  # changed nothing yet: each alone, so only the one at fault fails
+            rows = slice(int(offsets[i]), int(offsets[i + 1]))
+            advance_searches([search], logprobs[rows], tuple(t[:, rows] for t in state),
+                             lambda _, error, i=i: on_error(i, error))
+        return
+    kept: list[tuple[Search, list[int]]] = []
+    for i, (search, options) in enumerate(zip(searches, candidates)):
+        try:
+            if options is None:  # sampling draws from the search's own generator: not in the shared pass
+                options = search._sample(logprobs_mixed[offsets[i]:offsets[i + 1]])
+            parents = search._take(options)
+        except Exception as e:
+            if on_error is None:
+                raise
+            on_error(i, e)
+            continue
+        if parents:
+            kept.append((search, [int(offsets[i]) + p for p in parents]))
+    if not kept:
+        return
+    index = torch.tensor([p for _, parents in kept for p in parents], dtype=torch.long, device=state[0].device)
+    new_state = tuple(t.index_select(1, index) for t in state)
+    pending = torch.tensor([beam.data[-1] for search, _ in kept for beam in search.beams], dtype=torch.long)
+    row = 0
+    for search, parents in kept:
+        rows = slice(row, row + len(parents))
+        search.state, search.pending = tuple(t[:, rows] for t in new_state), pending[rows]
+        row += len(parents)
+
+
+def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
+                offsets: np.ndarray) -> tuple[np.ndarray, list[list[tuple[float, int, int]] | None]]:
+    """The log-probabilities with each search's context models mixed in, and per beam search this step's options
+    as (score, beam, byte or END): the 'end here' option of every beam, then the best continuations of all its
+    beams, best first (None for a sampling search: it draws in `Search._sample`). Changes no search. The bookkeeping runs in numpy over every row at once, and the choice in a compiled pass
+    (`search_kernels`): per search, a few dozen array calls on a few beams cost more than their arithmetic.
+
+    Ends never compete with continuations for the `width` places: finishing costs no place, and ranking an end
+    (length L) against a continuation (length L + 1) by raw log-probability would drop ends whose
+    length-normalised score ranks them among the best. Continuations all have the same length, so keeping the
+    best by log-probability keeps the best by score. Ties go to the lower beam, then the lower byte."""
+    from codelstm.model.search_kernels import best_continuations
+
+    mixing = [i for i, s in enumerate(searches) if s.mixer is not None]
+    if mixing:  # one distribution everywhere: the LSTM's mixed with the context models'
+        from codelstm.model.mixer import mix_many
+
+        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in mixing])
+        mixed = mix_many([(searches[i].mixer, [beam.data for beam in searches[i].beams]) for i in mixing],
+                         logprobs[rows])
+        logprobs = logprobs.copy()  # it may be the caller's tensor's memory
+        logprobs[rows] = mixed
+    out: list[list[tuple[float, int, int]] | None] = [None] * len(searches)
+    beam_search = [i for i, s in enumerate(searches) if s.spec.temperature is None]
+    if not beam_search:
+        return logprobs, out
+    mixed = logprobs
+    if len(beam_search) < len(searches):
+        logprobs = logprobs[np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in beam_search])]
+    masks = [searches[i]._masks() for i in beam_search]
+    terminal = np.concatenate([m[1] for m in masks])
+    growing = np.concatenate([m[2] for m in masks])
+    can_end = np.concatenate([m[3] for m in masks])
+    base = np.array([beam.logprob for i in beam_search for beam in searches[i].beams], dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a beam with no terminal byte: -inf
+        # the log-probability of ending: the logsumexp over the terminal bytes (in line mode the newline alone)
+        ends = np.where(terminal, logprobs, -np.inf)
+        top = ends.max(axis=1)
+        end = base + top + np.log(np.exp(ends - np.where(np.isfinite(top), top, 0)[:, None]).sum(axis=1))
+    end = np.where(can_end & np.isfinite(end), end, -np.inf).tolist()
+    grow = np.where(growing, base[:, None] + logprobs, -np.inf)
+    sizes = [int(offsets[i + 1] - offsets[i]) for i in beam_search]
+    row_offsets = np.zeros(len(beam_search) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=row_offsets[1:])
+    wanted = np.array([2 * searches[i].spec.width for i in beam_search], dtype=np.int64)  # spares for stop rules
+    scores, indices, found = best_continuations(grow, row_offsets, wanted)
+    for s, i in enumerate(beam_search):
+        first = int(row_offsets[s])
+        options = [(score, j, END) for j, score in enumerate(end[first:first + sizes[s]]) if score > -math.inf]
+        options += [(score, idx // 256, idx % 256)
+                    for score, idx in zip(scores[s, :found[s]].tolist(), indices[s, :found[s]].tolist())]
+        out[i] = options
+    return mixed, out
+
+
 @torch.no_grad()
 def prefill(model: ByteLM, text: bytes, state: State | None = None, chunk: int = 4096) -> tuple[State, torch.Tensor]:
     """Read `text` (after a NUL when starting fresh) and return the state and next-byte logits (1, 256)."""
@@ -467,16 +538,11 @@ def search_step(model: ByteLM) -> StepFunction:
 def step_searches(model: ByteLM, searches: Sequence[Search], step: StepFunction | None = None) -> None:
     """One batched LSTM step for every live beam of every given (not done) search (`step`: the step function,
     default the model's own)."""
-    sizes = [len(s.pending) for s in searches]
     inputs = torch.cat([s.pending for s in searches]).to(model.device)
     n_parts = len(searches[0].state)
     state = tuple(torch.cat([s.state[j] for s in searches], dim=1) for j in range(n_parts))
     logits, new_state = (step or model.step)(inputs, state)
-    logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-    offset = 0
-    for s, k in zip(searches, sizes):
-        s.advance(logprobs[offset:offset + k], tuple(t[:, offset:offset + k] for t in new_state))
-        offset += k
+    advance_searches(searches, torch.log_softmax(logits.float(), dim=-1).cpu(), new_state)
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ import numpy as np
 from codelstm.model.context import _IDENT, EMPTY, ContextConfig, Predictions
 from codelstm.model.context_kernels import mix_step
 from codelstm.model.files import atomic_write
-from codelstm.model.names import NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names, qualifying_name
+from codelstm.model.names import NAME_MAX, NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names, qualifying_name
 
 _IDENT_LIST = _IDENT.tolist()
 
@@ -344,7 +344,9 @@ class DocumentMixer:
     def __init__(self, weights: MixerWeights, view) -> None:
         self.weights = weights
         self.view = view  # a ContextView over the document (and its workspace)
-        self.logits = weights.logits.copy()
+        # shared with the weights until `adapt` gives the document its own (no one writes into either), so the
+        # searches of many documents mix in one call (`mix_many`)
+        self.logits = weights.logits
         self._gates = weights.gate_table()  # fixed: online adaptation moves `logits` only
         # `_name_typed`'s reading of the document's end: (key, name typed, the identifier before the dot)
         self._qualifier: tuple[bytes | None, bytes, bytes] | None = None
@@ -385,15 +387,17 @@ class DocumentMixer:
         """(k, 256) mixed log-probabilities for k beams from their (k, 256) LSTM log-probabilities.
 
         The same sum as `mix_distribution`, for all beams at once and compiled (`context_kernels.mix_step`)."""
+        return mix_many([(self, generated)], lstm_logprobs)
+
+    def _step_inputs(self, generated: list[bytes]) -> tuple[np.ndarray, ...]:
+        """`mix_step`'s per-beam arguments: the context models' answers (`ContextView.step_arrays`), the
+        selectors, the history buckets and the names model's probabilities and buckets."""
         document = self.view.document
         doc_last = document[-1] if document else -1
         history_before = len(document) + self.view.workspace_bytes
         selectors = np.array([_selector(g[-1] if g else doc_last) for g in generated], dtype=np.int64)
         history = np.array([_history_bucket(history_before + len(g)) for g in generated], dtype=np.int64)
-        names_probs, names_bucket = self._names(generated)
-        return mix_step(np.ascontiguousarray(lstm_logprobs, dtype=np.float32), *self.view.step_arrays(generated),
-                        selectors, history, names_probs, names_bucket, self.logits, *self._gates,
-                        len(self.weights.config.orders), _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
+        return (*self.view.step_arrays(generated), selectors, history, *self._names(generated))
 
     def knows_name(self, generated: bytes) -> bool | None:
         """Whether the name that document + `generated` ends with was written after its qualifier in the names
@@ -455,13 +459,46 @@ class DocumentMixer:
         if table is None:
             return probs, buckets
         tail = self.view.document[-NAMES_LOOKBACK:]
+        key, typed = self._name_typed(b"")
         for b, g in enumerate(generated):
-            text = tail + g
-            found = table.predict_at(text, len(text))
+            if all(_IDENT_LIST[x] for x in g):  # the name typed goes on, after the same qualifier (`key_at`)
+                name = typed + g
+                found = table.predict(key, name) if key is not None and len(name) <= NAME_MAX else None
+            else:
+                text = tail + g
+                found = table.predict_at(text, len(text))
             if found is not None:
                 probs[b, found[0]] = found[1]
                 buckets[b] = found[2]
         return probs, buckets
+
+
+def mix_many(beams: list[tuple[DocumentMixer, list[bytes]]], lstm_logprobs: np.ndarray) -> np.ndarray:
+    """`DocumentMixer.mix` for the beams of several documents at once: (rows, 256) mixed log-probabilities from
+    the LSTM's, whose rows are each mixer's beams in turn. Mixers with the same weights and logits (a server's:
+    it never adapts them) share one compiled call, which costs about what one document's call did."""
+    lstm_logprobs = np.ascontiguousarray(lstm_logprobs, dtype=np.float32)
+    out = np.empty(lstm_logprobs.shape)
+    row = 0
+    for first, last in _runs([(id(m.weights), id(m.logits)) for m, _ in beams]):
+        mixer = beams[first][0]
+        parts = [m._step_inputs(generated) for m, generated in beams[first:last]]
+        rows = sum(len(generated) for _, generated in beams[first:last])
+        inputs = parts[0] if len(parts) == 1 else [np.concatenate(arrays) for arrays in zip(*parts)]
+        out[row:row + rows] = mix_step(lstm_logprobs[row:row + rows], *inputs, mixer.logits, *mixer._gates,
+                                       len(mixer.weights.config.orders), _COUNT_EDGES, _MATCH_EDGES, _LSTM_EDGES)
+        row += rows
+    return out
+
+
+def _runs(keys: list) -> list[tuple[int, int]]:
+    """[first, last) spans of equal consecutive keys."""
+    spans, first = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[first]:
+            spans.append((first, i))
+            first = i
+    return spans
 
 
 def _occurs_as_identifier(text: bytes, name: bytes, whole: bool) -> bool:

@@ -173,3 +173,57 @@ def test_cold_prefixes_gather_while_searches_run_but_keystrokes_do_not_wait(trai
     engine.prefill_wait_s = 0
     engine.iterate([running, cold])
     assert cold.position > 0
+
+
+def test_searches_stepped_together_with_and_without_context_return_what_each_returns_alone(bundled, one_thread):
+    """A round's mixing and choice of continuations run once for all its searches (`advance_searches`): searches
+    of different documents, modes and widths, some with context models, one sampling, each get what they get
+    when stepped alone."""
+    from codelstm.model.generate import search_step
+    from codelstm.model.mixer import DocumentMixer, MixerWeights
+    from codelstm.paths import DEFAULT_MODEL
+
+    weights = MixerWeights.load(DEFAULT_MODEL)
+    step = search_step(bundled)
+    cases = [(b"import argparse\n\nparser = argparse.", SearchSpec(mode="token", n=5), True),
+             (b"import os\n\npath = os.path.", SearchSpec(mode="token", n=3, beam_width=8), False),
+             (b"def read(path):\n    with open(path) as f:\n        return ", SearchSpec(mode="line", n=3), True),
+             (b"class A:\n    def __init__(self):\n", SearchSpec(mode="block", n=2, max_chars=60), True),
+             (b"import numpy as np\n\nx = np.", SearchSpec(temperature=0.7, seed=5, n=2, max_chars=24), True),
+             (b"for i in range(", SearchSpec(mode="line", n=2, max_chars=30), False)]
+
+    def make(prefix, spec, context):
+        state, logits = prefill(bundled, prefix)
+        mixer = DocumentMixer.for_document(weights, prefix) if context else None
+        return Search(spec, state, logits, prefix, mixer)
+
+    together = [make(*case) for case in cases]
+    run_searches(bundled, together, step=step)
+    for case, search in zip(cases, together):
+        alone = make(*case)
+        run_searches(bundled, [alone], step=step)
+        assert [c.text for c in search.results()] == [c.text for c in alone.results()], case[0]
+        assert [c.logprob for c in search.results()] == pytest.approx([c.logprob for c in alone.results()], abs=1e-4)
+
+
+def test_each_search_keeps_its_best_continuations_ties_to_the_lower_beam_then_byte():
+    """The compiled choice equals sorting every finite score of the search by (score, beam, byte), on scores
+    with many exact ties (bfloat16 log-probabilities tie often)."""
+    import numpy as np
+
+    from codelstm.model.search_kernels import best_continuations
+
+    rng = np.random.default_rng(0)
+    sizes, wanted = [3, 1, 5, 2], [6, 2, 10, 600]
+    grow = np.round(rng.normal(size=(sum(sizes), 256)), 1).astype(np.float32)  # few distinct values: ties
+    grow[rng.random(grow.shape) < 0.3] = -np.inf
+    grow[3] = -np.inf  # the second search has no allowed byte at all
+    offsets = np.cumsum([0, *sizes])
+    scores, indices, found = best_continuations(grow, offsets, np.array(wanted))
+    for s, k in enumerate(wanted):
+        rows = grow[offsets[s]:offsets[s + 1]].ravel()
+        expected = sorted((i for i in range(rows.size) if rows[i] > -np.inf), key=lambda i: (-rows[i], i))[:k]
+        assert found[s] == len(expected)
+        assert indices[s, :found[s]].tolist() == expected
+        assert scores[s, :found[s]].tolist() == rows[expected].tolist()
+    assert found[1] == 0

@@ -143,3 +143,44 @@ def test_dead_worker_is_restarted_and_serves_again():
     assert isinstance(first, JobFailed)  # the request the worker died holding is answered, not left hanging
     assert down is False and alive is True and restarts == 1
     assert second.result == "done b"
+
+
+def test_a_search_whose_context_mixing_fails_fails_alone_and_its_batch_mates_mix_as_alone(monkeypatch):
+    """The context models of all searches of a round are mixed in one call: when one document's mixing raises
+    (injected here), the round is re-run search by search and only that search fails; the others, with
+    context, return bitwise what they return alone."""
+    from codelstm.model import load_checkpoint
+    from codelstm.model.engine import InferenceEngine
+    from codelstm.model.mixer import DocumentMixer, MixerWeights
+    from codelstm.model.network import native_bfloat16
+    from codelstm.paths import DEFAULT_MODEL
+
+    model, _ = load_checkpoint(DEFAULT_MODEL)
+    if native_bfloat16():
+        model = model.to(torch.bfloat16)
+    engine = InferenceEngine(model, cache=None, step_onednn=model.dtype == torch.bfloat16, prefill_wait_s=0,
+                             mixer=MixerWeights.load(DEFAULT_MODEL))
+    requests = [EngineRequest(b"import argparse\n\nparser = argparse.", SearchSpec(mode="token", n=5)),
+                EngineRequest(b"import os\n\npath = os.path.", SearchSpec(mode="token", n=3)),
+                EngineRequest(b"def read(path):\n    with open(path) as f:\n        return f.", SearchSpec(mode="line", n=2)),
+                EngineRequest(b"import numpy as np\n\nx = np.", SearchSpec(temperature=0.7, seed=3, n=2))]
+    alone = [outcome(engine.run([r])[0]) for r in requests]
+    real = DocumentMixer._step_inputs
+
+    def step_inputs(mixer, generated):
+        if mixer.view.document.startswith(b"import os") and any(generated):  # in a round, not at its start
+            raise RuntimeError("injected: this document's context models fail")
+        return real(mixer, generated)
+
+    monkeypatch.setattr(DocumentMixer, "_step_inputs", step_inputs)
+    jobs = [engine.start(r) for r in requests]
+    while not all(j.done for j in jobs):
+        engine.iterate([j for j in jobs if not j.done])
+    assert isinstance(jobs[1].error, RuntimeError) and jobs[1].result is None
+    good = [0, 2, 3]
+    assert all(jobs[i].error is None for i in good)
+    if engine.model.dtype == torch.bfloat16:
+        assert [outcome(jobs[i].result) for i in good] == [alone[i] for i in good]
+    else:
+        assert [[(t, round(lp, 4), f) for t, lp, f in outcome(jobs[i].result)] for i in good] == \
+               [[(t, round(lp, 4), f) for t, lp, f in alone[i]] for i in good]
