@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from itertools import accumulate
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
@@ -74,12 +75,12 @@ class Completion:
     mode: Mode = field(default="line", repr=False, compare=False)  # the search's: it sets how length scores
     known: bool | None = field(default=None, repr=False, compare=False)  # token mode: `DocumentMixer.knows_name`
 
-    @cached_property  # a search compares its finished candidates at every step
+    @property
     def score(self) -> float:
         """What results are ranked by within their class (`rank`), and what the search prunes by."""
         return normalised(self.logprob, len(self.text.encode("utf-8")), self.mode)
 
-    @cached_property
+    @property
     def rank(self) -> tuple[bool, float]:
         """Results are sorted by this: a name that nobody wrote after a qualifier the names table knows
         (`known` False) after every other, then by score."""
@@ -376,8 +377,7 @@ def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: 
     (`_candidates`), each search's rules on its own candidates (`Search._take`), and the kept beams' states are
     gathered in one call. A search's results do not depend on its batch-mates. `on_error(i, e)`: searches[i]
     failed and is left as it was, the others go on (None: the error is raised)."""
-    offsets = np.zeros(len(searches) + 1, dtype=np.int64)
-    np.cumsum([len(s.beams) for s in searches], out=offsets[1:])
+    offsets = [0, *accumulate(len(s.beams) for s in searches)]  # searches[i]'s rows: offsets[i]:offsets[i + 1]
     try:
         logprobs_mixed, candidates = _candidates(searches, logprobs.float().cpu().numpy(), offsets)
     except Exception as e:
@@ -387,7 +387,7 @@ def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: 
             on_error(0, e)
             return
         for i, search in enumerate(searches):  # changed nothing yet: each alone, so only the one at fault fails
-            rows = slice(int(offsets[i]), int(offsets[i + 1]))
+            rows = slice(offsets[i], offsets[i + 1])
             advance_searches([search], logprobs[rows], tuple(t[:, rows] for t in state),
                              lambda _, error, i=i: on_error(i, error))
         return
@@ -403,7 +403,7 @@ def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: 
             on_error(i, e)
             continue
         if parents:
-            kept.append((search, [int(offsets[i]) + p for p in parents]))
+            kept.append((search, [offsets[i] + p for p in parents]))
     if not kept:
         return
     index = torch.tensor([p for _, parents in kept for p in parents], dtype=torch.long, device=state[0].device)
@@ -416,8 +416,16 @@ def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: 
         row += len(parents)
 
 
+_MODE_CODES = {"token": 0, "line": 1, "block": 2}
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The rows of all, one array (no copy for one)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
-                offsets: np.ndarray) -> tuple[np.ndarray, list[list[tuple[float, int, int]] | None]]:
+                offsets: list[int]) -> tuple[np.ndarray, list[list[tuple[float, int, int]] | None]]:
     """The log-probabilities with each search's context models mixed in, and per beam search this step's options
     as (score, beam, byte or END): the 'end here' option of every beam, then the best continuations of all its
     beams, best first (None for a sampling search: it draws in `Search._sample`). Changes no search. The bookkeeping runs in numpy over every row at once, and the choice in a compiled pass
@@ -433,11 +441,13 @@ def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
     if mixing:  # one distribution everywhere: the LSTM's mixed with the context models'
         from codelstm.model.mixer import mix_many
 
-        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in mixing])
-        mixed = mix_many([(searches[i].mixer, [beam.data for beam in searches[i].beams]) for i in mixing],
-                         logprobs[rows])
-        logprobs = logprobs.copy()  # it may be the caller's tensor's memory
-        logprobs[rows] = mixed
+        beams = [(searches[i].mixer, [beam.data for beam in searches[i].beams]) for i in mixing]
+        if len(mixing) == len(searches):
+            logprobs = mix_many(beams, logprobs).astype(np.float32)
+        else:
+            rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in mixing])
+            logprobs = logprobs.copy()  # it may be the caller's tensor's memory
+            logprobs[rows] = mix_many(beams, logprobs[rows])
     out: list[list[tuple[float, int, int]] | None] = [None] * len(searches)
     beam_search = [i for i, s in enumerate(searches) if s.spec.temperature is None]
     if not beam_search:
@@ -446,27 +456,33 @@ def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
     if len(beam_search) < len(searches):
         logprobs = logprobs[np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in beam_search])]
     masks = [searches[i]._masks() for i in beam_search]
-    terminal = np.concatenate([m[1] for m in masks])
-    growing = np.concatenate([m[2] for m in masks])
-    can_end = np.concatenate([m[3] for m in masks])
+    terminal, growing, can_end = (_joined([m[k] for m in masks]) for k in (1, 2, 3))
     base = np.array([beam.logprob for i in beam_search for beam in searches[i].beams], dtype=np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):  # a beam with no terminal byte: -inf
-        # the log-probability of ending: the logsumexp over the terminal bytes (in line mode the newline alone)
-        ends = np.where(terminal, logprobs, -np.inf)
-        top = ends.max(axis=1)
-        end = base + top + np.log(np.exp(ends - np.where(np.isfinite(top), top, 0)[:, None]).sum(axis=1))
+    # the log-probability of ending: the logsumexp over the terminal bytes; in line mode the newline's alone
+    # (exactly that logsumexp), in block mode none
+    modes = np.array([_MODE_CODES[searches[i].spec.mode] for i in beam_search for _ in searches[i].beams])
+    end = np.full(len(base), -np.inf, dtype=np.float32)
+    line = modes == _MODE_CODES["line"]
+    if line.any():
+        end[line] = base[line] + logprobs[line, NEWLINE]
+    token = modes == _MODE_CODES["token"]
+    if token.any():
+        token = slice(None) if token.all() else token
+        with np.errstate(invalid="ignore", divide="ignore"):  # a beam with no terminal byte: -inf
+            ends = np.where(terminal[token], logprobs[token], -np.inf)
+            top = ends.max(axis=1)
+            end[token] = base[token] + top + np.log(np.exp(ends - np.where(np.isfinite(top), top, 0)[:, None]).sum(axis=1))
     end = np.where(can_end & np.isfinite(end), end, -np.inf).tolist()
     grow = np.where(growing, base[:, None] + logprobs, -np.inf)
-    sizes = [int(offsets[i + 1] - offsets[i]) for i in beam_search]
-    row_offsets = np.zeros(len(beam_search) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=row_offsets[1:])
+    sizes = [offsets[i + 1] - offsets[i] for i in beam_search]
+    row_offsets = [0, *accumulate(sizes)]
     wanted = np.array([2 * searches[i].spec.width for i in beam_search], dtype=np.int64)  # spares for stop rules
-    scores, indices, found = best_continuations(grow, row_offsets, wanted)
+    scores, indices, found = (a.tolist() for a in best_continuations(grow, np.array(row_offsets, dtype=np.int64),
+                                                                     wanted))
     for s, i in enumerate(beam_search):
-        first = int(row_offsets[s])
+        first = row_offsets[s]
         options = [(score, j, END) for j, score in enumerate(end[first:first + sizes[s]]) if score > -math.inf]
-        options += [(score, idx // 256, idx % 256)
-                    for score, idx in zip(scores[s, :found[s]].tolist(), indices[s, :found[s]].tolist())]
+        options += [(score, idx // 256, idx % 256) for score, idx in zip(scores[s][:found[s]], indices[s][:found[s]])]
         out[i] = options
     return mixed, out
 

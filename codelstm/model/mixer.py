@@ -33,6 +33,7 @@ from codelstm.model.files import atomic_write
 from codelstm.model.names import NAME_MAX, NAMES_FILE, NAMES_LOOKBACK, NameTable, document_names, qualifying_name
 
 _IDENT_LIST = _IDENT.tolist()
+_IDENT_BYTES = bytes(b for b in range(256) if _IDENT[b])  # `bytes.translate` deletes these
 
 MIXER_FILE = "mixer.json"
 SELECTORS = 4  # previous byte: identifier, blank (space/tab), newline, anything else
@@ -461,7 +462,7 @@ class DocumentMixer:
         tail = self.view.document[-NAMES_LOOKBACK:]
         key, typed = self._name_typed(b"")
         for b, g in enumerate(generated):
-            if all(_IDENT_LIST[x] for x in g):  # the name typed goes on, after the same qualifier (`key_at`)
+            if not g.translate(None, _IDENT_BYTES):  # the name typed goes on, after the same qualifier (`key_at`)
                 name = typed + g
                 found = table.predict(key, name) if key is not None and len(name) <= NAME_MAX else None
             else:
