@@ -177,8 +177,9 @@ def test_cold_prefixes_gather_while_searches_run_but_keystrokes_do_not_wait(trai
 
 def test_searches_stepped_together_with_and_without_context_return_what_each_returns_alone(bundled, one_thread):
     """A round's mixing and choice of continuations run once for all its searches (`advance_searches`): searches
-    of different documents, modes and widths, some with context models, one sampling, each get what they get
-    when stepped alone."""
+    of different documents, modes and widths, some with context models (one with logits of its own, as an
+    adapted document has, which its batch-mates must not mix with), one sampling, each get what they get when
+    stepped alone."""
     from codelstm.model.generate import search_step
     from codelstm.model.mixer import DocumentMixer, MixerWeights
     from codelstm.paths import DEFAULT_MODEL
@@ -188,13 +189,15 @@ def test_searches_stepped_together_with_and_without_context_return_what_each_ret
     cases = [(b"import argparse\n\nparser = argparse.", SearchSpec(mode="token", n=5), True),
              (b"import os\n\npath = os.path.", SearchSpec(mode="token", n=3, beam_width=8), False),
              (b"def read(path):\n    with open(path) as f:\n        return ", SearchSpec(mode="line", n=3), True),
-             (b"class A:\n    def __init__(self):\n", SearchSpec(mode="block", n=2, max_chars=60), True),
+             (b"class A:\n    def __init__(self):\n", SearchSpec(mode="block", n=2, max_chars=60), "own logits"),
              (b"import numpy as np\n\nx = np.", SearchSpec(temperature=0.7, seed=5, n=2, max_chars=24), True),
              (b"for i in range(", SearchSpec(mode="line", n=2, max_chars=30), False)]
 
     def make(prefix, spec, context):
         state, logits = prefill(bundled, prefix)
         mixer = DocumentMixer.for_document(weights, prefix) if context else None
+        if context == "own logits":
+            mixer.logits = weights.logits * 0.5  # logits of its own, as `adapt` gives a document
         return Search(spec, state, logits, prefix, mixer)
 
     together = [make(*case) for case in cases]
