@@ -477,7 +477,7 @@ class DocumentMixer:
 def mix_many(beams: list[tuple[DocumentMixer, list[bytes]]], lstm_logprobs: np.ndarray) -> np.ndarray:
     """`DocumentMixer.mix` for the beams of several documents at once: (rows, 256) mixed log-probabilities from
     the LSTM's, whose rows are each mixer's beams in turn. Mixers with the same weights and logits (a server's:
-    it never adapts them) share one compiled call, which costs about what one document's call did."""
+    it never adapts them) share one compiled call instead of one call each."""
     lstm_logprobs = np.ascontiguousarray(lstm_logprobs, dtype=np.float32)
     out = np.empty(lstm_logprobs.shape)
     row = 0
