@@ -22,9 +22,11 @@ RUN pip install --extra-index-url "${TORCH_INDEX_URL}" "torch==2.13.0" \
     && pip install .
 
 USER 10001
-# The context models' step kernels (numba) compiled into the image, so no container compiles them again
+# The search's and the context models' step kernels (numba) compiled into the image, so no container compiles
+# them again
 ENV NUMBA_CACHE_DIR=/home/codelstm/.cache/numba
-RUN python -c "from codelstm.model.mixer import MixerWeights, compile_kernels; compile_kernels(MixerWeights())"
+RUN python -c "from codelstm.model import search_kernels; from codelstm.model.mixer import MixerWeights, \
+compile_kernels; search_kernels.compile_kernels(); compile_kernels(MixerWeights())"
 VOLUME ["/models"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
