@@ -419,6 +419,11 @@ def advance_searches(searches: Sequence[Search], logprobs: torch.Tensor, state: 
 _MODE_CODES = {"token": 0, "line": 1, "block": 2}
 
 
+def _rows(offsets: list[int], chosen: list[int]) -> np.ndarray:
+    """The row indices of the chosen searches (searches[i]'s rows: offsets[i]:offsets[i + 1])."""
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in chosen])
+
+
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     """The rows of all, one array (no copy for one)."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -445,7 +450,7 @@ def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
         if len(mixing) == len(searches):
             logprobs = mix_many(beams, logprobs).astype(np.float32)
         else:
-            rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in mixing])
+            rows = _rows(offsets, mixing)
             logprobs = logprobs.copy()  # it may be the caller's tensor's memory
             logprobs[rows] = mix_many(beams, logprobs[rows])
     out: list[list[tuple[float, int, int]] | None] = [None] * len(searches)
@@ -454,7 +459,7 @@ def _candidates(searches: Sequence[Search], logprobs: np.ndarray,
         return logprobs, out
     mixed = logprobs
     if len(beam_search) < len(searches):
-        logprobs = logprobs[np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in beam_search])]
+        logprobs = logprobs[_rows(offsets, beam_search)]
     masks = [searches[i]._masks() for i in beam_search]
     terminal, growing, can_end = (_joined([m[k] for m in masks]) for k in (1, 2, 3))
     base = np.array([beam.logprob for i in beam_search for beam in searches[i].beams], dtype=np.float32)
