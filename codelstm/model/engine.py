@@ -33,10 +33,10 @@ from codelstm.model import search_kernels
 from codelstm.model.cache import Checkpoint, StateCache, common_prefix_length
 from codelstm.model.context import ContextIndex
 from codelstm.model.context_view import ContextView
-from codelstm.model.generate import (Completion, Progress, Search, SearchSpec, advance_searches, prefill_many,
-                                     search_step)
+from codelstm.model.generate import (Completion, Progress, Search, SearchSpec, prefill_many, search_step,
+                                     step_searches)
 from codelstm.model.mixer import DocumentMixer, MixerWeights, compile_kernels
-from codelstm.model.network import ByteLM, torch_threads, use_onednn
+from codelstm.model.network import ByteLM, State, torch_threads, use_onednn
 from codelstm.model.stepper import LstmStepper
 
 ONEDNN_FROM = 16  # bytes: shorter reads run faster on ATen's kernel, longer ones on oneDNN's (bench/step_time.py)
@@ -165,25 +165,24 @@ class InferenceEngine:
 
     def _step_round(self, jobs: list[Job]) -> None:
         """One batched LSTM step for every live beam of every job, then the search rules of all jobs in one
-        pass (as `generate.step_searches`), a job whose rules fail failing alone."""
-        searches = [j.search for j in jobs]
-        rows = sum(len(s.pending) for s in searches)
-        with use_onednn(self.step_onednn), torch_threads(1 if rows < PARALLEL_ROWS else torch.get_num_threads()):
-            inputs = torch.cat([s.pending for s in searches]).to(self.model.device)
-            state = tuple(torch.cat([s.state[k] for s in searches], dim=1) for k in range(len(searches[0].state)))
-            logits, new_state = self.model_step(inputs, state)
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        pass (`generate.step_searches`), a job whose rules fail failing alone."""
 
         def failed(i: int, error: Exception) -> None:
             jobs[i].error = error
 
-        advance_searches(searches, logprobs, new_state, on_error=failed)
+        step_searches(self.model, [j.search for j in jobs], step=self._search_step, on_error=failed)
         for job in jobs:
             if job.search.done and not job.done:
                 try:
                     self._finish(job)
                 except Exception as e:  # noqa: BLE001
                     job.error = e
+
+    def _search_step(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The LSTM step of a search round, with the kernels and threads that suit its row count."""
+        threads = 1 if inputs.size(0) < PARALLEL_ROWS else torch.get_num_threads()
+        with use_onednn(self.step_onednn), torch_threads(threads):
+            return self.model_step(inputs, state)
 
     def _due_for_reading(self, reading: list[Job], searching: list[Job]) -> list[Job]:
         """Which prefixes to read this round; the others let searches step while they gather.

@@ -556,14 +556,16 @@ def search_step(model: ByteLM) -> StepFunction:
 
 
 @torch.no_grad()
-def step_searches(model: ByteLM, searches: Sequence[Search], step: StepFunction | None = None) -> None:
+def step_searches(model: ByteLM, searches: Sequence[Search], step: StepFunction | None = None,
+                  on_error: Callable[[int, Exception], None] | None = None) -> None:
     """One batched LSTM step for every live beam of every given (not done) search (`step`: the step function,
-    default the model's own)."""
+    default the model's own), then the search rules of all of them in one pass (`advance_searches`, where
+    `on_error` is explained)."""
     inputs = torch.cat([s.pending for s in searches]).to(model.device)
     n_parts = len(searches[0].state)
     state = tuple(torch.cat([s.state[j] for s in searches], dim=1) for j in range(n_parts))
     logits, new_state = (step or model.step)(inputs, state)
-    advance_searches(searches, torch.log_softmax(logits.float(), dim=-1).cpu(), new_state)
+    advance_searches(searches, torch.log_softmax(logits.float(), dim=-1).cpu(), new_state, on_error=on_error)
 
 
 @torch.no_grad()
