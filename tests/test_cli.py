@@ -87,3 +87,30 @@ def test_eval_reads_a_sample_spread_over_the_packages_of_both_splits(tiny_model,
         result = run_cli("eval", "--model", str(tiny_model), *args)
         assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1  # one clear line, no traceback
+
+def test_eval_breakdown_splits_the_bits_by_package_and_names_the_costliest_files(tiny_model, tmp_path):
+    """--breakdown: the packages' bytes and bits add up to the whole read's, and the costliest files are listed."""
+    src = tmp_path / "src"
+    for package, files, text in (("plain", 4, "def function_{i}(value):\n    return value + {i}\n\n"),
+                                 ("noise", 2, "qzx{i} = '%$#@!~^&*{i}' * 0x{i}f\n")):
+        (src / package).mkdir(parents=True)
+        for i in range(files):
+            (src / package / f"m{i}.py").write_text("".join(text.format(i=i * 10 + j) for j in range(12)))
+    corpus = tmp_path / "corpus"
+    assert run_cli("corpus", "build", str(src), "-o", str(corpus), "--quiet").returncode == 0
+    out = tmp_path / "eval.json"
+    result = run_cli("eval", "--model", str(tiny_model), "--data", str(corpus), "--split", "all", "--sample-files", "0",
+                     "--breakdown", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.read_text())
+    rows = {r["package"]: r for r in metrics["by_package"]}
+    assert set(rows) == {"src/plain", "src/noise"}
+    assert sum(r["files"] for r in rows.values()) == metrics["files"] == 6
+    assert sum(r["bytes"] for r in rows.values()) == metrics["bytes"]
+    assert sum(r["bpc"] * r["bytes"] for r in rows.values()) == pytest.approx(metrics["bpc"] * metrics["bytes"], rel=1e-3)
+    assert sum(r["bits_share"] for r in rows.values()) == pytest.approx(1.0, abs=1e-3)
+    # the model learned code like the plain package's, not the noise: the noise costs more per byte and comes first
+    assert rows["src/noise"]["bpc"] > rows["src/plain"]["bpc"]
+    assert metrics["by_package"][0]["package"] == "src/noise"
+    listed = result.stdout.split("costliest files")[1]
+    assert "src/noise/m0.py" in listed and "src/plain/m0.py" in listed

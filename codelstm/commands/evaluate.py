@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -59,6 +60,9 @@ def register(sub) -> None:
                    "completes: fitted weights, the context models over the text before each position")
     p.add_argument("--workspace", type=Path, default=None,
                    help="with --context workspace: this folder's source files are every file's workspace")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also print where the LSTM's bits go: BPC and share of all bits per package (with --data, a "
+                   "file name's first two parts; with FILE..., each file's folder), and the ten costliest files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the results as JSON")
     p.add_argument("--record", action="store_true",
@@ -66,11 +70,14 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def load_docs(args) -> list[bytes]:
+def load_docs(args) -> list[NamedDocument]:
+    """The files to evaluate, named as in the corpus manifest (--data) or by their paths (FILE...)."""
+    from codelstm.training.heldout import NamedDocument
+
     if bool(args.files) == (args.data is not None):
         raise UserError("give either --data DIR or FILE...")
     if args.data is not None:
-        docs = [d.data for d in corpus_documents(args)]
+        docs = corpus_documents(args)
     else:
         if args.split != "val" or args.bytes_per_package is not None:
             raise UserError("--split and --bytes-per-package choose files of a corpus: they need --data")
@@ -81,8 +88,8 @@ def load_docs(args) -> list[bytes]:
             data = path.read_bytes()
             if b"\x00" in data:
                 raise UserError(f"{path} is binary (contains NUL bytes)")
-            docs.append(data)
-    docs = [d for d in docs if d]
+            docs.append(NamedDocument(str(path), data))
+    docs = [d for d in docs if d.data]
     if not docs:
         raise UserError("no non-empty files to evaluate")
     return docs
@@ -106,34 +113,30 @@ def corpus_documents(args) -> list[NamedDocument]:
     return docs[: args.max_files]
 
 
-def context_inputs(args) -> tuple[list, Callable[[int], bytes] | None, list | None, dict[str, bytes] | None]:
-    """For `--context`: (the files as named documents, doc index -> its workspace (None for document context),
+def context_inputs(args, docs: list[NamedDocument]) -> tuple[Callable[[int], bytes] | None, list | None,
+                                                            dict[str, bytes] | None]:
+    """For `--context` over `docs` (`load_docs`'): (doc index -> its workspace (None for document context),
     the pool folder mates come from (--data), the workspaces by name (files))."""
     from codelstm.training.context_eval import WORKSPACE_MAX_BYTES
-    from codelstm.training.heldout import NamedDocument, folder_sources, folder_workspace, join_workspace, load_named
+    from codelstm.training.heldout import folder_sources, folder_workspace, join_workspace, load_named
 
     if args.workspace is not None and not args.workspace.is_dir():
         raise UserError(f"workspace folder not found: {args.workspace}")
     workspaces = None
+    pool = None
     if args.data is not None:
-        docs = [d for d in corpus_documents(args) if d.data]
         pool = load_named(args.data, ("train", "val"))  # a file's folder mates, whichever split holds them
-    else:
-        paths = args.files[: args.max_files]
-        named = [NamedDocument(str(p.resolve()), p.read_bytes()) for p in paths]
-        pool = None
-        if args.context == "workspace":
-            shared = join_workspace(folder_sources(args.workspace, recursive=True), WORKSPACE_MAX_BYTES) \
-                if args.workspace is not None else None
-            workspaces = {d.name: shared if shared is not None else
-                          join_workspace(folder_sources(p.parent, exclude=p), WORKSPACE_MAX_BYTES)
-                          for d, p in zip(named, paths)}
-        docs = [d for d in named if d.data]
+    elif args.context == "workspace":
+        shared = join_workspace(folder_sources(args.workspace, recursive=True), WORKSPACE_MAX_BYTES) \
+            if args.workspace is not None else None
+        workspaces = {d.name: shared if shared is not None else
+                      join_workspace(folder_sources(Path(d.name).parent, exclude=Path(d.name)), WORKSPACE_MAX_BYTES)
+                      for d in docs}
     if args.context != "workspace":
-        return docs, None, pool, workspaces
+        return None, pool, workspaces
     if workspaces is not None:
-        return docs, lambda i: workspaces[docs[i].name], pool, workspaces
-    return docs, lambda i: folder_workspace(docs[i], pool, WORKSPACE_MAX_BYTES), pool, workspaces
+        return lambda i: workspaces[docs[i].name], pool, workspaces
+    return lambda i: folder_workspace(docs[i], pool, WORKSPACE_MAX_BYTES), pool, workspaces
 
 
 def run(args) -> int:
@@ -149,7 +152,8 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    docs = load_docs(args)
+    named = load_docs(args)
+    docs = [d.data for d in named]
     if args.workspace is not None and args.context != "workspace":
         raise UserError("--workspace needs --context workspace")
     mixers = None
@@ -158,8 +162,7 @@ def run(args) -> int:
         from codelstm.training.context_eval import PrefixMixers
 
         weights = load_mixer(args.model, needed_for=f"--context {args.context}")
-        named, workspace_of, pool, workspaces = context_inputs(args)
-        docs = [d.data for d in named]  # the same files as load_docs', named for their folder mates
+        workspace_of, pool, workspaces = context_inputs(args, named)
 
         def mixers(i: int) -> PrefixMixers:
             return PrefixMixers(weights, docs[i], workspace_of(i) if workspace_of is not None else b"")
@@ -209,6 +212,8 @@ def run(args) -> int:
         print(f"  {'':<{width}}  {'LSTM alone':>12}  {'+ ' + args.context:>12}")
     for k, v, with_context in rows:
         print(f"  {k:<{width}}  {v:>12}" + (f"  {with_context:>12}" if with_context is not None else ""))
+    if args.breakdown:
+        result_extra["by_package"] = print_breakdown(named, result.document_bits, by_folder=args.data is None)
     if args.json_out:
         args.json_out.write_text(json.dumps({"model": str(args.model), **result.to_dict(), **result_extra}, indent=2) + "\n")
     if args.record:
@@ -229,3 +234,28 @@ def run(args) -> int:
         }
         path.write_text(json.dumps(config, indent=2) + "\n")
     return 0
+
+
+def print_breakdown(docs: list[NamedDocument], bits: list[float], by_folder: bool, costliest: int = 10) -> list[dict]:
+    """Print BPC and share of all bits per package (or folder) and for the costliest files; return the
+    package rows. A whole-split BPC can be one huge, hard file (a table of expected outputs): this says so."""
+    total = max(math.fsum(bits), 1e-12)
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(docs):
+        groups.setdefault(d.folder if by_folder else d.package, []).append(i)
+    rows = []
+    for name, members in groups.items():
+        size, cost = sum(len(docs[i].data) for i in members), math.fsum(bits[i] for i in members)
+        rows.append({"package": name, "files": len(members), "bytes": size, "bpc": round(cost / size, 4),
+                     "bits_share": round(cost / total, 4)})
+    rows.sort(key=lambda r: -r["bits_share"])
+    width = max(len(r["package"]) for r in rows)
+    print(f"by {'folder' if by_folder else 'package'} (LSTM alone), costliest first:")
+    print(f"  {'':<{width}}  {'files':>6}  {'bytes':>11}  {'BPC':>7}  {'bits':>6}")
+    for r in rows:
+        print(f"  {r['package']:<{width}}  {r['files']:>6}  {r['bytes']:>11,}  {r['bpc']:>7.4f}  {r['bits_share']:>6.1%}")
+    files = sorted(range(len(docs)), key=lambda i: -bits[i])[:costliest]
+    print("costliest files (LSTM alone):")
+    for i in files:
+        print(f"  {bits[i] / len(docs[i].data):7.4f}  {len(docs[i].data):>11,}  {bits[i] / total:>6.1%}  {docs[i].name}")
+    return rows

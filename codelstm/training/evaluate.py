@@ -86,34 +86,49 @@ def _prepare(model: ByteLM, docs: list[bytes], lanes: int) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
-def document_nll_bits(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: int = 512,
-                      precision: str = "float32", on_bytes: Callable[[int], None] | None = None) -> tuple[float, int]:
-    """(total -log2 p over every byte of every doc, byte count), each doc read after a NUL from a zero state.
+def bits_by_document(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: int = 512, precision: str = "float32",
+                     on_bytes: Callable[[int], None] | None = None) -> list[float]:
+    """-log2 p over every byte of each doc (0.0 for an empty one), each read after a NUL from a zero state.
 
+    The docs are packed into `lanes` streams and read together; every target byte's cost is credited to
+    the document it belongs to, so a breakdown (per file, per package) costs no second read.
     `precision`: "float32" (exact, the default), "bfloat16" (autocast, about twice as fast where native) or
     "auto" (`resolve_precision`). `on_bytes(n)` is told how many document bytes each range scored (progress bars).
     """
-    docs = [d for d in docs if d]
-    if not docs:
-        return 0.0, 0
+    kept = [i for i, d in enumerate(docs) if d]
+    bits = [0.0] * len(docs)
+    if not kept:
+        return bits
     was_training = model.training
     model.eval()
-    seq, packed, _ = _prepare(model, docs, lanes)  # (L, T + 1)
-    lengths = torch.tensor([sum(len(docs[i]) + 1 for i in lane) for lane in packed], device=seq.device)
-    # a target is scored when it is a document byte: not a start marker, not padding past the lane's end
-    column = torch.arange(seq.size(1) - 1, device=seq.device)
-    scored = (seq[:, 1:] != DOC_SEPARATOR) & (column[None, :] < (lengths[:, None] - 1))  # (L, T)
+    seq, _, starts = _prepare(model, [docs[i] for i in kept], lanes)  # (L, T + 1)
+    # the document each target column scores (-1: a start marker or padding); document j's NUL is at its
+    # start column, so targets start .. start + len - 1 are its bytes
+    owner = torch.full((seq.size(0), seq.size(1) - 1), -1, dtype=torch.long)
+    for j, (lane, column) in enumerate(starts):
+        owner[lane, column:column + len(docs[kept[j]])] = j
+    owner = owner.to(seq.device)
+    totals = torch.zeros(len(kept), dtype=torch.float64, device=seq.device)
     bfloat16 = resolve_precision(precision, seq.device) == "bfloat16"
-    total_bits = torch.zeros((), dtype=torch.float64, device=seq.device)
     for start, logits, _ in _segments(model, seq[:, :-1], [], chunk, bfloat16):
         end = start + logits.size(1)
-        y, mask = seq[:, start + 1:end + 1], scored[:, start:end]
-        nll = F.cross_entropy(logits.float().reshape(-1, 256), y.reshape(-1), reduction="none")
-        total_bits += (nll * mask.reshape(-1)).double().sum()
+        nll = F.cross_entropy(logits.float().reshape(-1, 256), seq[:, start + 1:end + 1].reshape(-1), reduction="none")
+        who = owner[:, start:end].reshape(-1)
+        scored = who >= 0
+        totals.index_add_(0, who[scored], nll[scored].double())
         if on_bytes is not None:
-            on_bytes(int(mask.sum()))
+            on_bytes(int(scored.sum()))
     model.train(was_training)
-    return float(total_bits) * LOG2E, sum(len(d) for d in docs)
+    for j, total in zip(kept, (totals * LOG2E).tolist()):
+        bits[j] = total
+    return bits
+
+
+def document_nll_bits(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: int = 512,
+                      precision: str = "float32", on_bytes: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """(total -log2 p over every byte of every doc, byte count): `bits_by_document`, summed."""
+    bits = bits_by_document(model, docs, lanes, chunk, precision, on_bytes)
+    return math.fsum(bits), sum(len(d) for d in docs)
 
 
 @torch.no_grad()

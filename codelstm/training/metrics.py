@@ -10,6 +10,7 @@ so two models, or two runs, are measured at the same positions.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ import torch
 from codelstm.model.generate import (Search, SearchSpec, is_identifier_byte, prefill_many, run_searches, search_step,
                                      step_searches)
 from codelstm.model.network import ByteLM, use_onednn
-from codelstm.training.evaluate import document_nll_bits, resolve_precision, states_at
+from codelstm.training.evaluate import bits_by_document, resolve_precision, states_at
 from codelstm.training.sampling import Sampling, spread, spread_positions, typist_windows
 
 if TYPE_CHECKING:
@@ -49,9 +50,13 @@ class EvalResult:
     identifiers_after_one: int = 0  # identifiers of 2+ characters tried again after their first character
     top1_after_one: float = 0.0
     with_context: "SearchMetrics | None" = None  # the search metrics again with the context models mixed in
+    document_bits: list[float] = field(default_factory=list, repr=False)  # -log2 p of each file (breakdowns)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The figures (not the per-file bits, which `--breakdown` reports by package)."""
+        out = asdict(self)
+        del out["document_bits"]
+        return out
 
 
 @dataclass
@@ -281,7 +286,8 @@ def evaluate(model: ByteLM, docs: list[bytes], sampling: Sampling = Sampling(), 
     seconds = {}
     t0 = time.perf_counter()
     with bars.bar(sum(map(len, docs)), "BPC", "B") as bar:
-        bits, n = document_nll_bits(model, docs, precision=precision, on_bytes=bar.update)
+        document_bits = bits_by_document(model, docs, precision=precision, on_bytes=bar.update)
+    bits, n = math.fsum(document_bits), sum(map(len, docs))
     seconds["bpc"] = round(time.perf_counter() - t0, 2)
     chosen = spread(len(docs), sampling.files)
     sample = [docs[i] for i in chosen]
@@ -303,5 +309,5 @@ def evaluate(model: ByteLM, docs: list[bytes], sampling: Sampling = Sampling(), 
         sample_files=len(sample), typist_windows=windows, precision=precision,
         seconds=seconds | search_seconds,
         identifiers_after_one=ids.tried_after_one, top1_after_one=ids.top1_after_one / max(ids.tried_after_one, 1),
-        with_context=with_context,
+        with_context=with_context, document_bits=document_bits,
     )

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from codelstm.model import ByteLM, ModelConfig, load_checkpoint
 from codelstm.model.generate import prefill
-from codelstm.training.evaluate import document_nll_bits, pack_lanes, states_at
+from codelstm.training.evaluate import bits_by_document, document_nll_bits, pack_lanes, states_at
 
 DOCS = [b"def f(x):\n    return x + 1\n" * 9, b"x", b"import os\n", b"class A:\n    pass\n" * 4,
         "print('h\u00e9llo')\n".encode(), b"for i in range(10):\n    total += i * i\n" * 3, b"ab"]
@@ -39,6 +39,19 @@ def test_packed_bpc_equals_each_document_read_alone(cell, lanes, chunk):
     bits, n = document_nll_bits(model, DOCS, lanes=lanes, chunk=chunk, precision="float32")
     assert n == sum(map(len, DOCS))
     assert bits == pytest.approx(bits_one_document_at_a_time(model, DOCS), rel=1e-5)
+
+
+@pytest.mark.parametrize("lanes,chunk", [(1, 512), (3, 7), (64, 5)])
+def test_packed_bits_are_credited_to_the_document_each_byte_belongs_to(lanes, chunk):
+    """Per-document bits from one packed read equal each document read alone (none leak into a lane-mate),
+    and an empty document costs nothing."""
+    model = random_model("lstm")
+    docs = [*DOCS[:3], b"", *DOCS[3:]]
+    bits = bits_by_document(model, docs, lanes=lanes, chunk=chunk, precision="float32")
+    assert len(bits) == len(docs) and bits[3] == 0.0
+    for doc, got in zip(docs, bits):
+        if doc:
+            assert got == pytest.approx(bits_one_document_at_a_time(model, [doc]), rel=1e-5)
 
 
 def test_packed_bpc_of_a_trained_model_equals_each_document_read_alone(tiny_model, tiny_corpus):
