@@ -104,7 +104,7 @@ def bits_by_document(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: i
     seq, _, starts = _prepare(model, [docs[i] for i in kept], lanes)  # (L, T + 1)
     # the document each target column scores (-1: a start marker or padding); document j's NUL is at its
     # start column, so targets start .. start + len - 1 are its bytes
-    owner = torch.full((seq.size(0), seq.size(1) - 1), -1, dtype=torch.long)
+    owner = torch.full((seq.size(0), seq.size(1) - 1), -1, dtype=torch.int32)
     for j, (lane, column) in enumerate(starts):
         owner[lane, column:column + len(docs[kept[j]])] = j
     owner = owner.to(seq.device)
