@@ -52,11 +52,12 @@ def pack_lanes(lengths: list[int], lanes: int) -> list[list[int]]:
 
 
 def _lane_streams(docs: list[bytes], packed: list[list[int]]) -> torch.Tensor:
-    """(lanes, T + 1) bytes: every lane's documents, each after a NUL, padded at the end."""
+    """(lanes, T + 1) bytes (uint8: a byte of memory per byte read; `_segments` widens each chunk to the
+    embedding's ids): every lane's documents, each after a NUL, padded at the end."""
     streams = [b"".join(bytes([DOC_SEPARATOR]) + docs[i] for i in lane) for lane in packed]
     width = max(len(s) for s in streams) + 1  # one more column: the last byte of the longest lane is a target
     rows = [s + bytes([PAD]) * (width - len(s)) for s in streams]
-    return torch.frombuffer(bytearray(b"".join(rows)), dtype=torch.uint8).long().view(len(rows), width)
+    return torch.frombuffer(bytearray(b"".join(rows)), dtype=torch.uint8).view(len(rows), width)
 
 
 def _segments(model: ByteLM, seq: torch.Tensor, cuts: list[int], chunk: int, bfloat16: bool
@@ -68,7 +69,7 @@ def _segments(model: ByteLM, seq: torch.Tensor, cuts: list[int], chunk: int, bfl
     bounds = sorted({0, seq.size(1), *range(0, seq.size(1), chunk), *(c for c in cuts if 0 < c < seq.size(1))})
     for start, end in zip(bounds[:-1], bounds[1:]):
         with use_onednn(True), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            logits, _, state = model(seq[:, start:end], state)
+            logits, _, state = model(seq[:, start:end].long(), state)
         yield start, logits, state
 
 
@@ -112,7 +113,8 @@ def bits_by_document(model: ByteLM, docs: list[bytes], lanes: int = 32, chunk: i
     bfloat16 = resolve_precision(precision, seq.device) == "bfloat16"
     for start, logits, _ in _segments(model, seq[:, :-1], [], chunk, bfloat16):
         end = start + logits.size(1)
-        nll = F.cross_entropy(logits.float().reshape(-1, 256), seq[:, start + 1:end + 1].reshape(-1), reduction="none")
+        targets = seq[:, start + 1:end + 1].reshape(-1).long()
+        nll = F.cross_entropy(logits.float().reshape(-1, 256), targets, reduction="none")
         who = owner[:, start:end].reshape(-1)
         scored = who >= 0
         totals.index_add_(0, who[scored], nll[scored].double())
